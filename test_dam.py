@@ -1,0 +1,246 @@
+"""
+Tests of dam.py: the DAM forms agree (values and gradients), match a hand-computed
+example, differ from max pooling where they should, and DAMAttention behaves as the
+paper's attention component psi (3.2.1, 3.2.2).
+
+    python test_dam.py            # one line per test, exit code 1 on any failure
+    python -m pytest -q test_dam.py
+"""
+import sys
+import time
+import traceback
+import unittest
+
+import torch
+
+from dam import SCORERS, DAMAttention, dam_conv, dam_einsum, dam_loop, dam_mean, maxpool_scores
+
+DAM_FORMS = {"loop": dam_loop, "conv": dam_conv, "einsum": dam_einsum, "mean": dam_mean}
+# (n, m, l, k, magnitude): n != m, l = 1, k = 1, the paper's l = 100 and k = 768, large values
+SHAPES = [(3, 5, 4, 6, 1.0), (1, 1, 1, 1, 1.0), (4, 2, 1, 7, 1.0), (2, 3, 9, 1, 1.0),
+          (5, 5, 3, 3, 1.0), (3, 2, 100, 768, 1.0), (2, 4, 7, 5, 1e3), (2, 2, 100, 768, 1e3)]
+
+
+def rand(*shape, scale=1.0, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype)
+
+
+def close(a, b, rel):
+    """|a - b| <= rel * (1 + max|b|), elementwise: a relative test that also works near 0."""
+    return bool(((a - b).abs() <= rel * (1 + b.abs().max())).all())
+
+
+def test_dam_forms_agree_float64():
+    for s, (n, m, l, k, mag) in enumerate(SHAPES):
+        Q, K = rand(n, l, k, scale=mag, seed=s), rand(m, l, k, scale=mag, seed=100 + s)
+        ref = dam_loop(Q, K)
+        assert ref.shape == (n, m)
+        for name, f in DAM_FORMS.items():
+            assert close(f(Q, K), ref, 1e-10), (name, n, m, l, k, mag)
+
+
+def test_dam_gradients_agree_float64():
+    for s, (n, m, l, k, mag) in enumerate(SHAPES):
+        R = rand(n, m, seed=200 + s)  # a random linear read-out of the scores
+        grads = {}
+        for name, f in DAM_FORMS.items():
+            Q = rand(n, l, k, scale=mag, seed=s).requires_grad_()
+            K = rand(m, l, k, scale=mag, seed=100 + s).requires_grad_()
+            (f(Q, K) * R).sum().backward()
+            grads[name] = (Q.grad, K.grad)
+        for name, (gQ, gK) in grads.items():
+            assert close(gQ, grads["loop"][0], 1e-10) and close(gK, grads["loop"][1], 1e-10), name
+        # and the mean form's gradient by hand: dS'_ij/dQ[i, a] = mean(K_j) / l
+        assert close(grads["mean"][0], (R @ rand(m, l, k, scale=mag, seed=100 + s).mean(1) / l)
+                     [:, None, :].expand(n, l, k), 1e-10)
+
+
+def test_hand_computed_example():
+    # l = 2, k = 1: query rows 1, 2; key rows 3, 5
+    # DAM = (1*3 + 1*5 + 2*3 + 2*5) / 2^2 = 24 / 4 = 6; max-pool = max(1, 2) * max(3, 5) = 10
+    Q = torch.tensor([[[1.0], [2.0]]], dtype=torch.float64)  # (1, 2, 1)
+    K = torch.tensor([[[3.0], [5.0]]], dtype=torch.float64)  # (1, 2, 1)
+    for name, f in DAM_FORMS.items():
+        assert f(Q, K).item() == 6.0, name
+    assert maxpool_scores(Q, K).item() == 10.0
+    # l = 2, k = 2: q = [1, 0], [0, 2]; k = [1, 1], [3, -1]; dots 1, 3, 2, -2 -> 4 / 4 = 1
+    Q = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]], dtype=torch.float64)
+    K = torch.tensor([[[1.0, 1.0], [3.0, -1.0]]], dtype=torch.float64)
+    for name, f in DAM_FORMS.items():
+        assert f(Q, K).item() == 1.0, name
+    assert maxpool_scores(Q, K).item() == 1.0 * 3.0 + 2.0 * 1.0
+
+
+def test_maxpool_differs_from_dam_on_generic_inputs():
+    Q, K = rand(4, 6, 5, seed=1), rand(3, 6, 5, seed=2)
+    assert (maxpool_scores(Q, K) - dam_mean(Q, K)).abs().min() > 1e-3
+
+
+def test_maxpool_equals_dam_when_prompt_rows_repeat():
+    Q = rand(4, 1, 5, seed=1).expand(4, 6, 5)  # every row of each prompt the same
+    K = rand(3, 1, 5, seed=2).expand(3, 6, 5)
+    assert close(maxpool_scores(Q, K), dam_loop(Q, K), 1e-12)
+
+
+def test_mismatched_shapes_raise_value_error_naming_both():
+    cases = [((2, 3, 4), (2, 5, 4)), ((2, 3, 4), (2, 3, 6)), ((6, 4), (2, 3, 4)), ((2, 3, 4), (3, 4))]
+    for f in list(DAM_FORMS.values()) + [maxpool_scores]:
+        for sq, sk in cases:
+            try:
+                f(torch.zeros(sq), torch.zeros(sk))
+            except ValueError as e:
+                assert str(sq) in str(e) and str(sk) in str(e), str(e)
+            else:
+                raise AssertionError(f"{f.__name__} accepted Q {sq} and K {sk}")
+    for P in (torch.zeros(2, 3, 5), torch.zeros(3, 8)):
+        try:
+            DAMAttention(8)(P)
+        except ValueError as e:
+            assert str(tuple(P.shape)) in str(e), str(e)
+        else:
+            raise AssertionError(f"DAMAttention(8) accepted P of shape {tuple(P.shape)}")
+
+
+def test_attention_rows_are_probabilities():
+    _, A = DAMAttention(16, init="random")(rand(5, 4, 16, dtype=torch.float32))
+    assert A.shape == (5, 5) and (A >= 0).all()
+    assert torch.allclose(A.sum(-1), torch.ones(5), atol=1e-6)
+
+
+def test_eye_init_scores_are_mean_prompt_dot_products():
+    P = rand(5, 7, 16)
+    psi = DAMAttention(16, init="eye").double()
+    P_bar = P.mean(1)  # (n, d)
+    assert close(psi.attention_scores(P), P_bar @ P_bar.T, 1e-12)
+    psi_k = DAMAttention(16, k=6, init="eye").double()  # k < d: the first k coordinates
+    assert close(psi_k.attention_scores(P), P_bar[:, :6] @ P_bar[:, :6].T, 1e-12)
+
+
+def test_target_prompts_are_convex_combinations_at_init():
+    P = rand(4, 5, 8)
+    for init in ("eye", "random"):
+        P_target, A = DAMAttention(8, init=init).double()(P)
+        for i in range(4):
+            explicit = sum(A[i, j] * P[j] for j in range(4))  # W_V = I: sum_j A_ij P_j
+            assert close(P_target[i], explicit, 1e-12), init
+        assert (A >= 0).all() and close(A.sum(-1), torch.ones(4, dtype=A.dtype), 1e-12)
+
+
+def test_random_init_gives_near_uniform_attention():
+    torch.manual_seed(0)
+    n, l, d = 6, 16, 256
+    P = rand(n, l, d, scale=0.25, dtype=torch.float32)  # mean prompts of norm about 1
+    _, A_random = DAMAttention(d, init="random")(P)
+    _, A_eye = DAMAttention(d, init="eye")(P)
+    assert (A_random - 1 / n).abs().max() < 0.03
+    assert A_eye.diagonal().min() > 1 / n + 0.1  # the eye init, on the same P, is not uniform
+
+
+def test_unknown_init_or_scores_raise_value_error():
+    for kwargs, names in (({"init": "zeros"}, ["zeros", "eye", "random"]),
+                          ({"scores": "cosine"}, ["cosine"] + list(SCORERS))):
+        try:
+            DAMAttention(8, **kwargs)
+        except ValueError as e:
+            assert all(name in str(e) for name in names), str(e)
+        else:
+            raise AssertionError(f"DAMAttention accepted {kwargs}")
+
+
+def test_every_scorer_is_selectable():
+    P = rand(4, 6, 8)
+    A = {}
+    for name, f in SCORERS.items():
+        torch.manual_seed(0)  # the same random W_Q, W_K for every scorer
+        psi = DAMAttention(8, scores=name, init="random", scale=2.0).double()
+        _, A[name] = psi(P)
+        S_ = 2.0 * f(P @ psi.W_Q, P @ psi.W_K)  # (n, n), computed outside the module
+        assert close(A[name], torch.softmax(S_, -1), 1e-12), name
+    for name in ("loop", "conv", "einsum"):
+        assert close(A[name], A["dam"], 1e-12), name
+    assert (A["maxpool"] - A["dam"]).abs().max() > 1e-3
+
+
+def test_large_inputs_give_finite_outputs_float32():
+    P = rand(4, 100, 768, scale=1e3, dtype=torch.float32).requires_grad_()
+    for scores in ("dam", "conv", "maxpool"):
+        psi = DAMAttention(768, scores=scores)
+        P_target, A = psi(P)
+        P_target.sum().backward()
+        assert torch.isfinite(P_target).all() and torch.isfinite(A).all(), scores
+        assert torch.allclose(A.sum(-1), torch.ones(4)), scores
+        assert all(torch.isfinite(p.grad).all() for p in psi.parameters()), scores
+
+
+def test_output_shapes_and_dtype_preserved():
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        P = rand(3, 5, 8, dtype=dtype)
+        for name in SCORERS:
+            P_target, A = DAMAttention(8, k=4, scores=name)(P)
+            assert P_target.shape == (3, 5, 8) and A.shape == (3, 3), name
+            assert P_target.dtype == dtype and A.dtype == dtype, (name, dtype)
+        # and the values are right in low precision: compare with float64
+        Q, K = rand(3, 5, 8, seed=1), rand(2, 5, 8, seed=2)
+        for name, f in SCORERS.items():
+            S_ = f(Q.to(dtype), K.to(dtype))
+            assert S_.dtype == dtype and close(S_.double(), f(Q, K), 2e-2), (name, dtype)
+
+
+def test_device_preserved_on_cuda():
+    if not torch.cuda.is_available():
+        raise unittest.SkipTest("CUDA not available")
+    P = rand(3, 5, 8, dtype=torch.float32).cuda()
+    for name, f in SCORERS.items():
+        P_target, A = DAMAttention(8, scores=name).cuda()(P)
+        assert P_target.is_cuda and A.is_cuda, name
+        assert torch.allclose(A.cpu(), DAMAttention(8, scores=name)(P.cpu())[1], atol=1e-5), name
+
+
+def test_frozen_wv_is_not_trainable_but_is_saved():
+    psi = DAMAttention(8, train_wv=False)
+    assert "W_V" not in dict(psi.named_parameters()) and "W_V" in psi.state_dict()
+    assert torch.equal(psi.state_dict()["W_V"], torch.eye(8))
+    opt = torch.optim.SGD(psi.parameters(), lr=0.1)
+    P = rand(4, 5, 8, dtype=torch.float32)
+    (psi(P)[0] * rand(4, 5, 8, dtype=torch.float32, seed=3)).sum().backward()
+    opt.step()
+    assert torch.equal(psi.W_V, torch.eye(8)) and not torch.equal(psi.W_Q, torch.eye(8))
+    copy = DAMAttention(8, train_wv=False)
+    copy.load_state_dict(psi.state_dict())
+    assert torch.equal(copy(P)[0], psi(P)[0])
+
+
+def test_num_parameters_matches_paper():
+    assert DAMAttention(768).num_parameters() == 2 * 768 * 768 + 768**2 == 1_769_472  # ~1.77M (A.1)
+    assert DAMAttention(768, train_wv=False).num_parameters() == 2 * 768 * 768
+    assert DAMAttention(16, k=8).num_parameters() == 2 * 16 * 8 + 16**2
+
+
+def test_gradients_reach_all_projections():
+    psi = DAMAttention(8).double()
+    P_target, _ = psi(rand(4, 5, 8))
+    (P_target * rand(4, 5, 8, seed=3)).sum().backward()
+    for name in ("W_Q", "W_K", "W_V"):
+        grad = getattr(psi, name).grad
+        assert grad is not None and grad.abs().max() > 1e-6, name
+
+
+if __name__ == "__main__":
+    tests = [(name, f) for name, f in list(globals().items()) if name.startswith("test_")]
+    failed = skipped = 0
+    start = time.perf_counter()
+    for name, f in tests:
+        t0 = time.perf_counter()
+        try:
+            f()
+            status = "ok"
+        except unittest.SkipTest as e:
+            status, skipped = f"skipped ({e})", skipped + 1
+        except Exception:
+            status, failed = "FAILED", failed + 1
+            traceback.print_exc()
+        print(f"{name:<55} {status:<8} {time.perf_counter() - t0:6.2f} s")
+    print(f"{len(tests) - failed - skipped} passed, {failed} failed, {skipped} skipped "
+          f"in {time.perf_counter() - start:.1f} s")
+    sys.exit(1 if failed else 0)
