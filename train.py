@@ -53,11 +53,11 @@ ap.add_argument("--max-eval", type=int, help="at most this many dev and reportin
 ap.add_argument("--seed", type=int, default=0, help="seed for prompt init, heads, data order and dropout")
 # How a stage trains.
 ap.add_argument("--out", default="runs/amp", help="the run folder")
-ap.add_argument("--epochs", type=int, help="maximum epochs (default: source 10, target 3; paper: 30 / 10)")
+ap.add_argument("--epochs", type=int, help="maximum epochs (default: source 8, target 3; paper: 30 / 10)")
 ap.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (per task in stage source)")
-ap.add_argument("--batch-size", type=int, default=32, help="examples per step (paper: 4 or 8)")
+ap.add_argument("--batch-size", type=int, default=16, help="examples per step (paper: 4 or 8)")
 ap.add_argument("--lr", type=float, help="AdamW learning rate of the prompt (stage source) or ψ (stage target) "
-                "(default: source 0.003, target 0.003; paper: 1e-4 / 5e-5)")
+                "(default: source 0.01, target 0.001; paper: 1e-4 / 5e-5)")
 ap.add_argument("--head-lr", type=float, help="learning rate of the task heads (default: 0.03; paper: = --lr)")
 ap.add_argument("--warmup", type=int, default=10, help="linear warmup steps, then linear decay (paper: 500)")
 ap.add_argument("--weight-decay", type=float, default=1e-5, help="AdamW weight decay (paper: 1e-5)")
@@ -67,20 +67,22 @@ ap.add_argument("--k", type=int, help="size of queries and keys (default: d, as 
 ap.add_argument("--scores", choices=["dam", "maxpool"], default="dam", help="dam (paper 3.2.1) | maxpool (Figure 2)")
 ap.add_argument("--wv", choices=["fixed", "train"], default="fixed", help="W_V: fixed = I, each target prompt a convex "
                 "combination of source prompts (default, chosen by measurement); train = a trained d×d matrix (paper)")
-ap.add_argument("--psi-init", choices=["eye", "random"], default="eye", help="W_Q, W_K at start: eye = I (scores are "
-                "mean-prompt dot products), random = N(0, 1/d) (A starts near uniform)")
+ap.add_argument("--psi-init", choices=["eye", "random"], default="random", help="W_Q, W_K at start: random = N(0, 1/d), "
+                "A starts near uniform (default, chosen by measurement); eye = I, scores are mean-prompt dot products, "
+                "which trained prompts make large enough to saturate the softmax from the first step")
 ap.add_argument("--train-heads", action="store_true", help="stage 2 trains the task heads too (paper: only ψ)")
 ap.add_argument("--encoder-dropout", action="store_true", help="run the frozen encoder with its dropout while "
                 "training (default off: measured to slow prompt tuning badly on the demo suite, see amp.py)")
 # Running.
 ap.add_argument("--device", default="auto", help="auto (CUDA with bf16 autocast when present) | cpu | cuda")
 ap.add_argument("--ckpt-every", type=int, default=50, help="checkpoint every this many steps (and every epoch)")
-ap.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+ap.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint, with its "
+                "flags (those given again override them, e.g. a lower --lr)")
 ap.add_argument("--overwrite", action="store_true", help="replace what --out holds for this stage")
 
 PAPER = dict(model="roberta-base", tasks="paper", prompt_len=100, batch_size=8, warmup=500)
 STAGE_DEFAULTS = {  # flags left unset: the demo's values were chosen by measurement (README), the paper's are 4.2/A.3
-    "demo": {"source": dict(epochs=10, lr=3e-3, head_lr=3e-2), "target": dict(epochs=3, lr=3e-3, head_lr=3e-2)},
+    "demo": {"source": dict(epochs=8, lr=1e-2, head_lr=3e-2), "target": dict(epochs=3, lr=1e-3, head_lr=3e-2)},
     "paper": {"source": dict(epochs=30, lr=1e-4, head_lr=1e-4), "target": dict(epochs=10, lr=5e-5, head_lr=5e-5)}}
 RUN_KEYS = ["tasks", "model", "data_dir", "prompt_len", "protocol", "carve", "max_train", "max_eval", "seed"]
 STAGE_KEYS = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_decay", "patience", "k", "scores",
@@ -138,9 +140,9 @@ def parse(argv):
         for k in RUN_KEYS:
             setattr(a, k, cfg["run"][k])
         a.data_dir = a.data_dir or keep
-        if a.resume and (cfg.get(stage) or {}):
+        if a.resume and (cfg.get(stage) or {}):   # the run's flags, unless given again (a lower --lr after a NaN)
             for k in STAGE_KEYS:
-                setattr(a, k, cfg[stage][k])
+                setattr(a, k, getattr(a, k) if given(k) else cfg[stage][k])
     try:
         a.tasks = parse_tasks(a.tasks if isinstance(a.tasks, str) else ",".join(a.tasks), a.data_dir)
         if a.add_task:
@@ -193,6 +195,8 @@ def fit(a, env, key, groups, task_ids, prompts_for, dev_score):
             for p, v in zip(params, c["params"]):
                 p.data.copy_(v)
             opt.load_state_dict(c["opt"])
+            for group, (_, lr) in zip(opt.param_groups, groups):
+                group["base_lr"] = lr
             torch.set_rng_state(c["rng"])
             st = c["state"]
             print(f"{key}: resumed at epoch {st['epoch'] + 1}, step {st['step']} (global step {st['global_step']})")
@@ -218,8 +222,8 @@ def fit(a, env, key, groups, task_ids, prompts_for, dev_score):
                 logits = model(prompts_for(b["task"]), b["input_ids"], b["attention_mask"], b["token_type_ids"], b["task"])
             loss = model.loss(logits, b["labels"], b["task"])
             if not torch.isfinite(loss):
-                raise Stop(f"the loss is {loss.item()} at step {g + 1} of {key}; the last good checkpoint is kept in "
-                           f"{ckpt} (lower --lr and rerun, or --resume)")
+                raise Stop(f"the loss is {loss.item()} at step {g + 1} of {key}; the last good checkpoint stays in "
+                           f"{ckpt}: continue from it with --resume and a lower --lr")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -288,6 +292,7 @@ def stage_target(a, env, names, new=None):
         model.heads[env["ids"][n]].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
         P.append(W["P"])
     P = torch.stack(P).to(device)                                                # (n, l, d) frozen
+    torch.manual_seed(seed_for(a, "target"))
     psi = DAMAttention(model.d, a.k, scores=a.scores, train_wv=a.wv == "train", init=a.psi_init).to(device)
     psi_meta = dict(model=env["meta"]["model"], d=model.d, k=a.k or model.d, scores=a.scores, wv=a.wv)
     psi_path = os.path.join(a.out, "psi.safetensors")
@@ -360,7 +365,7 @@ def main(argv=None):
     cfg = cfg or {"run": {k: getattr(a, k) for k in RUN_KEYS}}
     if a.add_task:
         cfg["adding"] = a.add_task
-    if not (a.resume and cfg.get(stage)):
+    if not a.add_task:   # --add-task trains with the flags its run's stages were trained with
         cfg[stage] = {k: getattr(a, k) for k in STAGE_KEYS}
     write_json(os.path.join(a.out, "config.json"), cfg)
     t0 = time.time()
@@ -382,6 +387,13 @@ def main(argv=None):
     except Stop as e:
         print(f"train.py: stopped: {e}", file=sys.stderr)
         sys.exit(1)
+    except OSError as e:   # a full disk, a folder that cannot be written: the last checkpoint is intact
+        print(f"train.py: stopped: cannot write {e.filename or a.out}: {e.strerror}; fix that, then continue with "
+              f"--resume", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"\ntrain.py: interrupted; continue with the same command and --resume", file=sys.stderr)
+        sys.exit(130)
     if os.path.exists(os.path.join(a.out, "ckpt.pt")):
         os.remove(os.path.join(a.out, "ckpt.pt"))
     log(a, event="done", stage="add-task" if a.add_task else stage, seconds=round(time.time() - t0, 1))
