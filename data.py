@@ -165,12 +165,11 @@ def parse_tasks(spec, data_dir=None):
     names = []
     for name in [t.strip() for t in spec.split(",") if t.strip()]:
         names += list(DEMO) if name == "demo" else PAPER_TASKS if name == "paper" else [name]
-    known = set(REGISTRY) | set(custom_tasks(data_dir))
-    for name in names:
-        if name not in known:
-            raise DataError(f"unknown task '{name}'. Known: demo ({', '.join(DEMO)}), paper ({', '.join(PAPER_TASKS)}), "
-                            f"mnli; folders with a train.jsonl in {data_dir or '--data-dir (none given)'}: "
-                            f"{', '.join(custom_tasks(data_dir)) or 'none'}")
+    custom = custom_tasks(data_dir)
+    for name in [n for n in names if n not in REGISTRY and n not in custom]:
+        raise DataError(f"unknown task '{name}'. Known: demo ({', '.join(DEMO)}), paper ({', '.join(PAPER_TASKS)}), "
+                        f"mnli; folders with a train.jsonl in {data_dir or '--data-dir (none given)'}: "
+                        f"{', '.join(custom) or 'none'}")
     if not names or len(set(names)) != len(names):
         raise DataError(f"--tasks '{spec}' must name at least one task, each once")
     return names
@@ -197,14 +196,12 @@ def read_split(name, split, data_dir=None, seed=0):
         path = os.path.join(folder, f"{split}.jsonl")
         if not os.path.exists(path):
             return None
-        if os.path.getsize(path) == 0:
-            raise DataError(f"{path} is empty")
         try:
-            ds = datasets.load_dataset("json", data_files=path, split="train")
+            ds = datasets.load_dataset("json", data_files=path, split="train") if os.path.getsize(path) else []
         except Exception as e:  # datasets does not say which line is wrong; find it
             raise DataError(_bad_line(path) or f"{path} could not be read as JSON lines ({type(e).__name__})") from None
         if len(ds) == 0:
-            raise DataError(f"{path} has no rows")
+            raise DataError(f"{path} is empty")
         return ds
     if name not in REGISTRY:
         raise DataError(f"task '{name}': no folder {folder}")
@@ -226,12 +223,10 @@ def task_info(name, data_dir=None, train=None):
         info = dict(REGISTRY[name])
     else:  # the user's own task: task.json, else inferred from the training labels
         path = os.path.join(data_dir, name, "task.json")
-        spec = {}
-        if os.path.exists(path):
-            try:
-                spec = json.load(open(path))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: malformed JSON ({e.msg})") from None
+        try:
+            spec = json.load(open(path)) if os.path.exists(path) else {}
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: malformed JSON ({e.msg})") from None
         labels = set(train["label"]) if train is not None and "label" in train.column_names else set()
         regression = any(isinstance(y, float) and not y.is_integer() for y in labels)
         C = spec.get("num_labels", 1 if regression else int(max(labels, default=1)) + 1)
@@ -378,9 +373,8 @@ def epoch_batches(sizes, batch_size, seed, epoch, K=K_CAP):
     draws = torch.multinomial(caps, int(caps.sum()), replacement=True, generator=g).tolist() \
         if len(sizes) > 1 else [0] * int(caps[0])
     orders = [torch.randperm(n, generator=g).tolist() for n in sizes]
-    cursor = [0] * len(sizes)
-    pairs = []
-    for t in draws:
+    pairs, cursor = [], [0] * len(sizes)
+    for t in draws:                                                             # task t's next example
         pairs.append((t, orders[t][cursor[t] % sizes[t]]))
         cursor[t] += 1
     return [pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size)]

@@ -186,3 +186,29 @@ def test_packaged_minilm_trains_a_prompt_offline():
     model.loss(logits, torch.tensor([1.0, 0.0]), torch.tensor([0, 0])).backward()
     assert torch.isfinite(logits).all() and P.grad.abs().sum() > 0
     assert all(p.grad is None for p in encoder.parameters())                # the encoder stays frozen
+
+
+SHARED = os.environ.get("AMP_DATA_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data"))
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED), reason=f"no local copy of the paper's tasks at {SHARED} (set AMP_DATA_DIR)")
+def test_real_tasks_run_end_to_end_with_their_metrics(tiny, tmp_path):
+    out = str(tmp_path / "real")
+    common = ["--out", out, "--max-steps", "2"]
+    train.main(["--stage", "source", "--tasks", "stsb,cb,multirc", "--data-dir", SHARED, "--model", tiny,
+                "--max-train", "32", "--max-eval", "40", "--prompt-len", "4", *common])
+    train.main(["--stage", "target", *common])
+    evaluation.main(["--out", out])
+    results = json.load(open(os.path.join(out, "eval.json")))["amp"]
+    assert set(results["stsb"]) == {"pearson", "spearman"} and -100 <= results["stsb"]["pearson"] <= 100
+    assert set(results["cb"]) == {"accuracy", "macro_f1"} and set(results["multirc"]) == {"f1a", "em"}
+    heads = amp.load_tensors(os.path.join(out, "target", "cb.safetensors"), {})[0]["head.weight"]
+    assert heads.shape == (3, 32)                                           # CB: three classes
+
+
+def test_metrics_match_hand_computed_values():
+    s = evaluation.score(["accuracy", "f1", "macro_f1", "em"], [1, 0, 1, 1], [1, 0, 0, 1], ["q1", "q1", "q2", "q3"])
+    assert s["accuracy"] == 75.0 and s["f1"] == pytest.approx(100 * 2 * 2 / (3 + 2))
+    assert s["macro_f1"] == pytest.approx((100 * 2 / 3 + 80) / 2) and s["em"] == pytest.approx(100 * 2 / 3)
+    r = evaluation.score(["pearson", "spearman"], [1.0, 2.0, 3.0, 5.0], [2.0, 4.0, 6.0, 7.0], None)
+    assert r["spearman"] == pytest.approx(100.0) and 90 < r["pearson"] < 100

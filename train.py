@@ -117,57 +117,53 @@ def parse(argv):
         fail("--lr and --head-lr must be positive, --warmup and --weight-decay not negative")
     if a.resume and a.overwrite:
         fail("--resume continues a run and --overwrite replaces it: give one of them")
-    stage = a.stage or "source"
-    cfg_path = os.path.join(a.out, "config.json")
+    stage, cfg_path = a.stage or "source", os.path.join(a.out, "config.json")
     cfg = json.load(open(cfg_path)) if os.path.exists(cfg_path) else None
+    has = lambda *f: os.path.exists(os.path.join(a.out, *f))
     if a.stage == "source" and cfg is None and os.path.isdir(a.out) and os.listdir(a.out):
         fail(f"{a.out} exists and does not hold an amp run (no config.json); choose another --out")
     if a.stage == "source" and cfg and not (a.resume or a.overwrite):
         fail(f"{a.out} already holds a run: pass --resume to continue it, --overwrite to replace it, or another --out")
-    if a.stage == "source" and a.resume and cfg is None:
-        fail(f"--resume: {a.out} holds no run to resume")
-    if a.stage != "source" or a.add_task:
-        if cfg is None:
-            fail(f"{a.out} holds no source prompts; run python train.py --stage source --out {a.out} first")
-        for k in RUN_KEYS:
-            if given(k) and k != "data_dir" and getattr(a, k) != cfg["run"][k]:
-                fail(f"--{k.replace('_', '-')} {getattr(a, k)} differs from the run's {cfg['run'][k]} "
-                     f"({cfg_path}); later stages take it from there")
-    if cfg and not (a.stage == "source" and a.overwrite):
-        if a.data_dir and cfg["run"]["data_dir"] not in (None, a.data_dir):
-            fail(f"--data-dir {a.data_dir} differs from the run's {cfg['run']['data_dir']}")
-        keep = a.data_dir
-        for k in RUN_KEYS:
-            setattr(a, k, cfg["run"][k])
-        a.data_dir = a.data_dir or keep
-        if a.resume and (cfg.get(stage) or {}):   # the run's flags, unless given again (a lower --lr after a NaN)
-            for k in STAGE_KEYS:
-                setattr(a, k, getattr(a, k) if given(k) else cfg[stage][k])
+    if cfg is None and (a.resume or a.stage != "source"):
+        fail(f"{a.out} holds no source prompts; run python train.py --stage source --out {a.out} first")
     try:
+        if cfg and not (a.stage == "source" and a.overwrite):   # a run exists: it says what the run is
+            if a.data_dir and cfg["run"]["data_dir"] not in (None, a.data_dir):
+                fail(f"--data-dir {a.data_dir} differs from the run's {cfg['run']['data_dir']}")
+            a.data_dir = a.data_dir or cfg["run"]["data_dir"]
+            a.tasks = cfg["run"]["tasks"] if not given("tasks") else parse_tasks(a.tasks, a.data_dir)
+            for k in RUN_KEYS:
+                if given(k) and k != "data_dir" and getattr(a, k) != cfg["run"][k]:
+                    fail(f"--{k.replace('_', '-')} {getattr(a, k)} differs from the run's {cfg['run'][k]} "
+                         f"({cfg_path}); later stages take it from there")
+                setattr(a, k, a.data_dir if k == "data_dir" else cfg["run"][k])
+            if a.resume and cfg.get(stage):     # the run's flags, unless given again (a lower --lr after a NaN)
+                for k in STAGE_KEYS:
+                    setattr(a, k, getattr(a, k) if given(k) else cfg[stage][k])
         a.tasks = parse_tasks(a.tasks if isinstance(a.tasks, str) else ",".join(a.tasks), a.data_dir)
         if a.add_task:
             parse_tasks(a.add_task, a.data_dir)
     except DataError as e:
         fail(str(e))
-    done = lambda folder, t: os.path.exists(os.path.join(a.out, folder, f"{t}.safetensors"))
     if a.stage == "target":
-        missing = [t for t in a.tasks if not done("source", t)]
+        missing = [t for t in a.tasks if not has("source", f"{t}.safetensors")]
         if missing:
             fail(f"stage source is not finished in {a.out} (no source prompt for {', '.join(missing)}); "
                  f"continue it with python train.py --stage source --resume --out {a.out}")
-        started = os.path.exists(os.path.join(a.out, "psi.safetensors")) or cfg.get("target")
-        if started and not (a.resume or a.overwrite):
+        if (has("psi.safetensors") or cfg.get("target")) and not (a.resume or a.overwrite):
             fail(f"{a.out} already has stage target: pass --resume to continue it or --overwrite to redo it")
+        if a.resume and has("psi.safetensors") and not has("ckpt.pt"):
+            fail(f"stage target in {a.out} has finished: nothing to resume (--overwrite redoes it)")
         if cfg.get("adding"):
             fail(f"{a.out} is adding task {cfg['adding']}: continue with --add-task {cfg['adding']} --resume")
     if a.add_task:
-        if not os.path.exists(os.path.join(a.out, "psi.safetensors")):
+        if not has("psi.safetensors"):
             fail(f"{a.out} has no trained ψ yet; run python train.py --stage target --out {a.out} first")
-        if a.add_task in a.tasks or (cfg.get("adding") not in (None, a.add_task)):
-            fail(f"task {a.add_task} is already in the run" if a.add_task in a.tasks else
-                 f"{a.out} is adding task {cfg['adding']}; finish that first (--add-task {cfg['adding']} --resume)")
-        if cfg.get("adding") == a.add_task and not a.resume:
-            fail(f"adding {a.add_task} was interrupted; continue it with --add-task {a.add_task} --resume")
+        if a.add_task in a.tasks:
+            fail(f"task {a.add_task} is already in the run")
+        if cfg.get("adding") not in (None, a.add_task) or (cfg.get("adding") and not a.resume):
+            fail(f"adding task {cfg['adding']} to {a.out} was interrupted; continue it with --add-task "
+                 f"{cfg['adding']} --resume")
     return a, cfg
 
 
@@ -284,12 +280,10 @@ def stage_target(a, env, names, new=None):
     """Paper 3.2: P' = DAMAttention(P) over the frozen source prompts, trained on all tasks at once
     (examples-proportional mixing). With new (paper 3.4), ψ starts from the saved one and only new's target
     prompt is written."""
-    model, device = env["model"], env["device"]
-    ids = [env["ids"][n] for n in names]
-    P = []
-    for n in names:
+    model, device, P = env["model"], env["device"], []          # model task t is row t of P: setup() got names
+    for t, n in enumerate(names):
         W, _ = load_tensors(os.path.join(a.out, "source", f"{n}.safetensors"), dict(env["meta"], task=n))
-        model.heads[env["ids"][n]].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
+        model.heads[t].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
         P.append(W["P"])
     P = torch.stack(P).to(device)                                                # (n, l, d) frozen
     torch.manual_seed(seed_for(a, "target"))
@@ -298,7 +292,7 @@ def stage_target(a, env, names, new=None):
     psi_path = os.path.join(a.out, "psi.safetensors")
     if new:
         psi.load_state_dict(load_tensors(psi_path, psi_meta)[0])
-    heads = [p for t in ids for p in model.heads[t].parameters()]
+    heads = list(model.heads.parameters())
     for p in heads:
         p.requires_grad_(a.train_heads)
     groups = [(list(psi.parameters()), a.lr)] + ([(heads, a.head_lr)] if a.train_heads else [])
@@ -308,16 +302,16 @@ def stage_target(a, env, names, new=None):
     def dev():
         with torch.no_grad():
             P_target = psi(P)[0]                                                 # (n, l, d)
-        return sum(evaluate(model, P_target[i], env["dev"][t], t, env["tasks"][n]["info"]["metrics"], 64, device)
-                   [env["tasks"][n]["info"]["metrics"][0]] for i, (n, t) in enumerate(zip(names, ids))) / len(names)
-    row = {t: i for i, t in enumerate(ids)}   # model task id -> row of P
-    fit(a, env, "target" + (f"+{new}" if new else ""), groups, ids,
-        lambda task: psi(P)[0][torch.tensor([row[t] for t in task.tolist()], device=device)], dev)
+        metrics = [env["tasks"][n]["info"]["metrics"] for n in names]
+        return sum(evaluate(model, P_target[t], env["dev"][t], t, m, 64, device)[m[0]] for t, m in enumerate(metrics)) \
+            / len(names)
+    fit(a, env, "target" + (f"+{new}" if new else ""), groups, list(range(len(names))),
+        lambda task: psi(P)[0][task], dev)                                       # (B, l, d): P'_task per example
     with torch.no_grad():
         P_target, A = psi(P)                                                     # (n, l, d), (n, n)
     for i, n in enumerate(names):
         if new is None or n == new:
-            head = model.heads[ids[i]]
+            head = model.heads[i]
             save_tensors(os.path.join(a.out, "target", f"{n}.safetensors"),
                          {"P": P_target[i], "head.weight": head.weight, "head.bias": head.bias, "A": A[i]},
                          dict(env["meta"], task=n, sources=names))
@@ -325,7 +319,7 @@ def stage_target(a, env, names, new=None):
     rows = []   # each row as stored with its target prompt; a source added later has weight 0 in older rows
     for n in names:
         W, meta = load_tensors(os.path.join(a.out, "target", f"{n}.safetensors"), {})
-        weights = dict(zip(json.loads(json.dumps(meta["sources"])), W["A"].tolist()))
+        weights = dict(zip(meta["sources"], W["A"].tolist()))
         rows.append([weights.get(m, 0.0) for m in names])
     write_json(os.path.join(a.out, "attention.json"), {"tasks": names, "A": rows})
 
@@ -363,9 +357,9 @@ def main(argv=None):
         cfg = None if stage == "source" else cfg
     os.makedirs(a.out, exist_ok=True)
     cfg = cfg or {"run": {k: getattr(a, k) for k in RUN_KEYS}}
-    if a.add_task:
+    if a.add_task:   # --add-task trains with the flags its run's stages were trained with
         cfg["adding"] = a.add_task
-    if not a.add_task:   # --add-task trains with the flags its run's stages were trained with
+    else:
         cfg[stage] = {k: getattr(a, k) for k in STAGE_KEYS}
     write_json(os.path.join(a.out, "config.json"), cfg)
     t0 = time.time()
@@ -392,13 +386,13 @@ def main(argv=None):
               f"--resume", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print(f"\ntrain.py: interrupted; continue with the same command and --resume", file=sys.stderr)
+        print("\ntrain.py: interrupted; continue with the same command and --resume", file=sys.stderr)
         sys.exit(130)
-    if os.path.exists(os.path.join(a.out, "ckpt.pt")):
+    if os.path.exists(os.path.join(a.out, "ckpt.pt")):   # the stage is done; its outputs are written
         os.remove(os.path.join(a.out, "ckpt.pt"))
     log(a, event="done", stage="add-task" if a.add_task else stage, seconds=round(time.time() - t0, 1))
-    nxt = {"source": f"python train.py --stage target --out {a.out}"}.get(stage if not a.add_task else "", "")
-    print(f"done in {time.time() - t0:.0f} s. Next: {nxt or f'python eval.py --out {a.out}'}")
+    nxt = "train.py --stage target" if stage == "source" and not a.add_task else "eval.py"
+    print(f"done in {time.time() - t0:.0f} s. Next: python {nxt} --out {a.out}")
 
 
 if __name__ == "__main__":
