@@ -163,16 +163,12 @@ def main(argv=None):
     write_json(os.path.join(args.out, "eval.json"), dict(results, notes=notes))
 
     # The table: the first metric of each task, prompt tuning beside AMP, and the mean over measured tasks.
+    first = {x["name"]: x["info"]["metrics"][0] for x in loaded}
     print(f"\n{'task':16s} {'metric':9s} {'prompt':>8s} {'AMP':>8s}   (reporting split, protocol {run['protocol']})")
-    for x in loaded:
-        name, m = x["name"], x["info"]["metrics"][0]
-        if name in results["amp"]:
-            print(f"{name:16s} {m:9s} {results['prompt'][name][m]:8.1f} {results['amp'][name][m]:8.1f}"
-                  f"{'  ' + notes[name] if name in notes else ''}")
-        else:
-            print(f"{name:16s} {m:9s} {'-':>8s} {'-':>8s}  {notes[name]}")
-    means = [np.mean([r[x["info"]["metrics"][0]] for n, r in results[k].items() for x in loaded if x["name"] == n])
-             for k in ("prompt", "amp")]
+    for name, m in first.items():
+        scores = [f"{results[k][name][m]:8.1f}" if name in results[k] else f"{'-':>8s}" for k in ("prompt", "amp")]
+        print(f"{name:16s} {m:9s} {' '.join(scores)}  {notes.get(name, '')}".rstrip())
+    means = [np.mean([results[k][n][first[n]] for n in results[k]]) for k in ("prompt", "amp")]
     print(f"{'mean':16s} {'':9s} {means[0]:8.1f} {means[1]:8.1f}")
 
     A = json.load(open(os.path.join(args.out, "attention.json")))
