@@ -178,9 +178,10 @@ def main(argv=None):
     print(" " * width + " " + " ".join(f"{j:>5d}" for j in range(len(A["tasks"]))))
     for i, (t, row) in enumerate(zip(A["tasks"], A["A"])):
         print(f"{t:>{width}s} " + " ".join(f"{a:5.2f}" for a in row) + f"   {i}")
+    print(f"\nmean attention of a task on its own source prompt (diagonal of A): {np.mean(np.diag(A['A'])):.2f}")
     hits, counted, expected = family_rate(A["tasks"], A["A"])
     if counted:
-        print(f"\n{hits} of {counted} tasks put their largest off-diagonal attention on a task of their own family "
+        print(f"{hits} of {counted} tasks put their largest off-diagonal attention on a task of their own family "
               f"(a source picked at random: {expected:.1f} of {counted})")
 
 

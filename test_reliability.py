@@ -65,8 +65,9 @@ def kill_after_checkpoint(proc, log, key, step):
 @pytest.mark.parametrize("stage", ["source", "target"])
 def test_a_killed_run_resumes_to_the_prompts_of_an_uninterrupted_run(tiny, tmp_path, stage):
     ref, cut = str(tmp_path / "ref"), str(tmp_path / "cut")
-    for out in (ref, cut):
-        assert train(*source_args(tiny, out)).returncode == 0 if out == ref or stage == "target" else True
+    assert train(*source_args(tiny, ref)).returncode == 0
+    if stage == "target":                                   # the run to kill needs finished source prompts
+        assert train(*source_args(tiny, cut)).returncode == 0
     target = ["--stage", "target", "--epochs", "6", "--ckpt-every", "1"]
     assert train(*target, "--out", ref).returncode == 0
     proc = train(*(source_args(tiny, cut) if stage == "source" else [*target, "--out", cut]), wait=False)
