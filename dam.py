@@ -184,6 +184,27 @@ class DAMAttention(nn.Module):
         P_target = torch.einsum("ij,jld->ild", A, V)  # (n, l, d)
         return P_target, A
 
+    @torch.no_grad()
+    def start_near_identity(self, P, target=0.9):
+        """Init "identity" (not in the paper; chosen by measurement, see README): W_Q = W_K = s·I with s found by
+        bisection so that the mean diagonal of A on the source prompts P (n, l, d) is `target`. Every target
+        prompt then starts close to its own source prompt (so a frozen head still reads it), and the rest of
+        each row ranks the other sources by mean-prompt dot product. Returns s."""
+        eye = torch.eye(self.d, self.k, dtype=self.W_Q.dtype, device=self.W_Q.device)  # (d, k)
+
+        def diag(s):
+            self.W_Q.copy_(s * eye)
+            self.W_K.copy_(s * eye)
+            return torch.softmax(self.attention_scores(P), dim=-1).diagonal().mean().item()
+        lo, hi = 0.0, 1.0
+        while diag(hi) < target and hi < 1e4:   # the diagonal grows with s while each prompt is its own best match
+            lo, hi = hi, 2 * hi
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if diag(mid) < target else (lo, mid)
+        diag(hi)
+        return hi
+
     def num_parameters(self):
         """Trainable parameters (paper A.1): 2dk + d^2 with W_V, 2dk without."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -146,7 +146,7 @@ def main(argv=None):
               for t in tasks]
     model = PromptModel(encoder, [x["info"]["num_labels"] for x in loaded]).to(device)
     expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
-    results, notes = {"prompt": {}, "amp": {}}, {}
+    results, notes, mean_prompt = {"prompt": {}, "amp": {}}, {}, {}
     for t, x in enumerate(loaded):
         name, info = x["name"], x["info"]
         if not x["measurable"]:
@@ -154,6 +154,8 @@ def main(argv=None):
             continue
         for method, folder, max_tokens in (("prompt", "source", info["max_tokens"]), ("amp", "target", TARGET_MAX_TOKENS)):
             W, _ = load_tensors(os.path.join(args.out, folder, f"{name}.safetensors"), dict(expect, task=name))
+            if folder == "source":
+                mean_prompt[name] = W["P"].mean(0)                               # (d,)
             model.heads[t].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
             data = tokenize(x["report"], tokenizer, min(max_tokens, max_positions(encoder, tokenizer) - run["prompt_len"]))
             results[method][name] = evaluate(model, W["P"].to(device), data, t, info["metrics"], args.batch_size,
@@ -183,6 +185,11 @@ def main(argv=None):
     if counted:
         print(f"{hits} of {counted} tasks put their largest off-diagonal attention on a task of their own family "
               f"(a source picked at random: {expected:.1f} of {counted})")
+        names = [t for t in A["tasks"] if t in mean_prompt]
+        M = torch.nn.functional.normalize(torch.stack([mean_prompt[t] for t in names]), dim=-1)   # (n, d)
+        hits, counted, _ = family_rate(names, (M @ M.T).tolist())
+        print(f"for comparison, the cosine of mean source prompts (SPoT's task similarity, no training): "
+              f"{hits} of {counted}")
 
 
 if __name__ == "__main__":

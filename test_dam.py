@@ -211,6 +211,19 @@ def test_frozen_wv_is_not_trainable_but_is_saved():
     assert torch.equal(copy(P)[0], psi(P)[0])
 
 
+def test_start_near_identity_reaches_its_diagonal_and_ranks_by_mean_prompt():
+    P = rand(6, 5, 16, dtype=torch.float32, seed=7)  # (n, l, d)
+    psi = DAMAttention(16, train_wv=False)
+    s = psi.start_near_identity(P, target=0.9)
+    A = psi(P)[1]  # (n, n)
+    assert abs(A.diagonal().mean().item() - 0.9) < 1e-3 and s > 1
+    assert torch.allclose(psi.W_Q, s * torch.eye(16)) and torch.equal(psi.W_Q, psi.W_K)
+    dots = P.mean(1) @ P.mean(1).T  # (n, n): the other sources rank as mean-prompt dot products do
+    for i in range(6):
+        others = [j for j in range(6) if j != i]
+        assert sorted(others, key=lambda j: -A[i, j].item()) == sorted(others, key=lambda j: -dots[i, j].item())
+
+
 def test_num_parameters_matches_paper():
     assert DAMAttention(768).num_parameters() == 2 * 768 * 768 + 768**2 == 1_769_472  # ~1.77M (A.1)
     assert DAMAttention(768, train_wv=False).num_parameters() == 2 * 768 * 768
