@@ -6,7 +6,8 @@ Writes into the run folder:
   eval.json      {"prompt": {task: {metric: value}}, "amp": {task: {metric: value}}, ...}
   attention.png  the attention matrix as a labelled heatmap (rows: target tasks, columns: source tasks)
 On the demo suite it also counts how many tasks put their largest off-diagonal attention on a task of their own
-family, against what picking a source at random would give.
+family, against what picking a source at random would give and what the mean source prompts give with no
+training (their dot product, the order ψ's identity start begins from, and their cosine, SPoT's similarity).
 
 Run (after train.py --stage source and --stage target):
   python eval.py --out runs/amp
@@ -186,10 +187,13 @@ def main(argv=None):
         print(f"{hits} of {counted} tasks put their largest off-diagonal attention on a task of their own family "
               f"(a source picked at random: {expected:.1f} of {counted})")
         names = [t for t in A["tasks"] if t in mean_prompt]
-        M = torch.nn.functional.normalize(torch.stack([mean_prompt[t] for t in names]), dim=-1)   # (n, d)
+        M = torch.stack([mean_prompt[t] for t in names])   # (n, d)
         hits, counted, _ = family_rate(names, (M @ M.T).tolist())
-        print(f"for comparison, the cosine of mean source prompts (SPoT's task similarity, no training): "
-              f"{hits} of {counted}")
+        print(f"for comparison, with no training: the dot product of mean source prompts (the order in which "
+              f"ψ's identity start ranks the other sources): {hits} of {counted}")
+        M = torch.nn.functional.normalize(M, dim=-1)   # (n, d)
+        hits, counted, _ = family_rate(names, (M @ M.T).tolist())
+        print(f"                                  their cosine (SPoT's task similarity): {hits} of {counted}")
 
 
 if __name__ == "__main__":

@@ -212,3 +212,14 @@ def test_metrics_match_hand_computed_values():
     assert s["macro_f1"] == pytest.approx((100 * 2 / 3 + 80) / 2) and s["em"] == pytest.approx(100 * 2 / 3)
     r = evaluation.score(["pearson", "spearman"], [1.0, 2.0, 3.0, 5.0], [2.0, 4.0, 6.0, 7.0], None)
     assert r["spearman"] == pytest.approx(100.0) and 90 < r["pearson"] < 100
+
+
+def test_family_rate_counts_the_largest_off_diagonal_attention():
+    tasks = ["senti_movies", "senti_food", "para_animals", "para_people", "colours"]
+    A = [[0.9, 0.02, 0.05, 0.02, 0.01],    # senti_movies -> para_animals: a miss
+         [0.05, 0.9, 0.02, 0.02, 0.01],    # senti_food -> senti_movies: a hit
+         [0.0, 0.0, 0.6, 0.3, 0.1],        # para_animals -> para_people: a hit
+         [0.1, 0.0, 0.05, 0.8, 0.05],      # para_people -> senti_movies: a miss
+         [0.5, 0.1, 0.1, 0.1, 0.2]]        # colours has no sibling: not counted
+    hits, counted, expected = evaluation.family_rate(tasks, A)
+    assert (hits, counted) == (2, 4) and expected == pytest.approx(4 * 1 / 4)
