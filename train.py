@@ -65,8 +65,8 @@ ap.add_argument("--patience", type=int, default=5, help="early stopping: epochs 
 # Stage 2, the attention component (paper 3.2.1).
 ap.add_argument("--k", type=int, help="size of queries and keys (default: d, as the paper's k = 768 = d)")
 ap.add_argument("--scores", choices=["dam", "maxpool"], default="dam", help="dam (paper 3.2.1) | maxpool (Figure 2)")
-ap.add_argument("--wv", choices=["fixed", "train"], default="fixed", help="W_V: fixed = I, each target prompt a convex "
-                "combination of source prompts (default, chosen by measurement); train = a trained d×d matrix (paper)")
+ap.add_argument("--wv", choices=["train", "fixed"], default="train", help="W_V: train = a d×d matrix trained from I "
+                "(paper, default); fixed = I, each target prompt a convex combination of source prompts")
 ap.add_argument("--psi-init", choices=["identity", "eye", "random"], default="identity", help="W_Q, W_K at start: "
                 "identity = s·I with s set so that A starts with a mean diagonal of 0.9 (default, chosen by measurement); "
                 "eye = I (scores are mean-prompt dot products); random = N(0, 1/d). eye and random start A near uniform")
