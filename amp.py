@@ -143,6 +143,13 @@ class PromptModel(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 # The run folder: tensors in safetensors (with what made them in the metadata), the rest in JSON; every file is
 # written to a temporary file in the same folder and renamed, so a crash never leaves half a file.
+def prompts_per_example(P, task):
+    """P (n, l, d), task (B,) -> (B, l, d): each example's task prompt, so that one batch can mix tasks (paper 4.2).
+    index_select, not P[task]: on a CPU the backward of P[task] adds the rows of repeated tasks in an order that
+    depends on thread timing, and runs would then differ in the last bits; index_select's backward does not."""
+    return P.index_select(0, task)  # (B, l, d)
+
+
 def atomic(path, write):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"

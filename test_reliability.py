@@ -153,3 +153,18 @@ def test_one_seed_gives_identical_prompts_and_metrics(tiny, tmp_path):
     other = str(tmp_path / "three")
     assert train(*source_args(tiny, other, "--max-steps", "6", "--seed", "2")).returncode == 0
     assert not same(tensors(os.path.join(runs[0], "source")), tensors(os.path.join(other, "source")))
+
+
+def test_the_gradient_through_a_mixed_task_batch_repeats_bit_for_bit():
+    """Stage 2 gives each example its task's target prompt; on a CPU the backward of P[task] is not repeatable."""
+    from amp import prompts_per_example
+    g = torch.Generator().manual_seed(0)
+    P0, G = torch.randn(8, 20, 384, generator=g), torch.randn(64, 20, 384, generator=g)  # (n, l, d), (B, l, d)
+    task = torch.randint(0, 8, (64,), generator=g)                                         # (B,), tasks repeat
+
+    def grad():
+        P = P0.clone().requires_grad_(True)
+        (prompts_per_example(P, task) * G).sum().backward()
+        return P.grad
+    first = grad()
+    assert all(torch.equal(first, grad()) for _ in range(30))

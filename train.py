@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from amp import (DEFAULT_MODEL, DAMAttention, ModelError, PromptModel, atomic, init_prompt, load_encoder, load_tensors,
-                 max_positions, save_tensors, write_json)
+                 max_positions, prompts_per_example, save_tensors, write_json)
 from data import K_CAP, TARGET_MAX_TOKENS, DataError, collate, epoch_batches, load_task, parse_tasks, tokenize
 from eval import autocast, evaluate, pick_device
 
@@ -309,7 +309,7 @@ def stage_target(a, env, names, new=None):
         return sum(evaluate(model, P_target[t], env["dev"][t], t, m, 64, device)[m[0]] for t, m in enumerate(metrics)) \
             / len(names)
     fit(a, env, "target" + (f"+{new}" if new else ""), groups, list(range(len(names))),
-        lambda task: psi(P)[0][task], dev)                                       # (B, l, d): P'_task per example
+        lambda task: prompts_per_example(psi(P)[0], task), dev)                  # (B, l, d): P'_task per example
     with torch.no_grad():
         P_target, A = psi(P)                                                     # (n, l, d), (n, n)
     for i, n in enumerate(names):
