@@ -381,12 +381,9 @@ def main(argv=None):
             stage_target(a, setup(a, a.tasks, "target"), a.tasks)
     except (DataError, ModelError) as e:
         fail(str(e))
-    except Stop as e:
-        print(f"train.py: stopped: {e}", file=sys.stderr)
-        sys.exit(1)
-    except OSError as e:   # a full disk, a folder that cannot be written: the last checkpoint is intact
-        print(f"train.py: stopped: cannot write {e.filename or a.out}: {e.strerror}; fix that, then continue with "
-              f"--resume", file=sys.stderr)
+    except (Stop, OSError) as e:   # OSError: a full disk, an unwritable folder; the last checkpoint is intact
+        why = e if isinstance(e, Stop) else f"cannot write {e.filename or a.out}: {e.strerror}; fix that, then --resume"
+        print(f"train.py: stopped: {why}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("\ntrain.py: interrupted; continue with the same command and --resume", file=sys.stderr)
