@@ -140,9 +140,6 @@ class PromptModel(nn.Module):
         return total / len(task)
 
 
-# ----------------------------------------------------------------------------------------------------------
-# The run folder: tensors in safetensors (with what made them in the metadata), the rest in JSON; every file is
-# written to a temporary file in the same folder and renamed, so a crash never leaves half a file.
 def prompts_per_example(P, task):
     """P (n, l, d), task (B,) -> (B, l, d): each example's task prompt, so that one batch can mix tasks (paper 4.2).
     index_select, not P[task]: on a CPU the backward of P[task] adds the rows of repeated tasks in an order that
@@ -150,6 +147,9 @@ def prompts_per_example(P, task):
     return P.index_select(0, task)  # (B, l, d)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# The run folder: tensors in safetensors (with what made them in the metadata), the rest in JSON; every file is
+# written to a temporary file in the same folder and renamed, so a crash never leaves half a file.
 def atomic(path, write):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
