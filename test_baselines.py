@@ -1,0 +1,178 @@
+"""Tests of baselines.py on small hand-made tensors (no encoder, no data): ATTEMPT's attention sums to one over the
+n + 1 prompts, ignores padding and trains only what it should; TPT retrieves the top-scoring bank tokens in bank
+order and trains only those; SPoT-s weighs the other prompts by the cosine of their mean tokens; the parameter
+formulas equal the counted parameters and the paper's Table 2.
+
+  python -m pytest -q test_baselines.py
+"""
+import math
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from baselines import (AttemptAttention, TokenBank, params_per_method, scaled_sizes, spot_m_init,  # noqa: E402
+                       spot_s_init, spot_s_weights, spot_similarity, tpt_prompt)
+from dam import DAMAttention  # noqa: E402
+
+
+def attempt_inputs(n=3, l=4, d=8, B=5, T=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    P_sources = torch.randn(n, l, d, generator=g)
+    P_own = torch.randn(B, l, d, generator=g)
+    E = torch.randn(B, T, d, generator=g)
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[1, 4:] = 0  # example 1 is padded
+    return P_sources, P_own, E, mask
+
+
+def make_attempt(d=8, seed=0):
+    torch.manual_seed(seed)
+    att = AttemptAttention(d, bottleneck=3, temperature=0.5)  # a low temperature, so that a is far from uniform
+    with torch.no_grad():
+        att.W_down.weight.normal_()
+        att.W_up.weight.normal_()
+    return att
+
+
+def test_attempt_weights_sum_to_one_over_sources_and_own_prompt():
+    P_sources, P_own, E, mask = attempt_inputs()
+    _, a = make_attempt()(P_sources, P_own, E, mask)
+    assert a.shape == (5, 3 + 1)
+    assert torch.allclose(a.sum(-1), torch.ones(5), atol=1e-6)
+    assert (a.max(-1).values - a.min(-1).values).min() > 0.01  # not uniform: the scores matter
+
+
+def test_attempt_ignores_padding_tokens():
+    P_sources, P_own, E, mask = attempt_inputs()
+    att = make_attempt()
+    prompts, a = att(P_sources, P_own, E, mask)
+    pads = torch.full((5, 3, 8), 100.0)  # huge pads: an unmasked max-pool would take them
+    E2, mask2 = torch.cat([E, pads], 1), torch.cat([mask, torch.zeros(5, 3, dtype=torch.long)], 1)
+    E2[1, 4:6] = 100.0  # and the padding already in example 1
+    prompts2, a2 = att(P_sources, P_own, E2, mask2)
+    assert torch.allclose(a, a2) and torch.allclose(prompts, prompts2)
+
+
+def test_attempt_with_zero_sources_gives_own_prompt_weighted_and_added():
+    _, P_own, E, mask = attempt_inputs()
+    prompts, a = make_attempt()(torch.zeros(3, 4, 8), P_own, E, mask)
+    # the weighted sum includes the own prompt (ATTEMPT's code), which is then added again
+    assert torch.allclose(prompts, (1 + a[:, 3, None, None]) * P_own, atol=1e-6)
+    assert a[:, 3].min() > 0.01
+
+
+def test_attempt_gradients_reach_attention_and_own_prompt_but_not_sources():
+    P_sources, P_own, E, mask = attempt_inputs()
+    P_sources.requires_grad_(True)
+    P_own.requires_grad_(True)
+    att = make_attempt()
+    prompts, _ = att(P_sources, P_own, E, mask)
+    (prompts * torch.randn(prompts.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
+    for name, p in [("W_down", att.W_down.weight), ("W_up", att.W_up.weight), ("norm.weight", att.norm.weight),
+                    ("norm.bias", att.norm.bias), ("P_own", P_own)]:
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert P_sources.grad is None
+
+
+def test_attempt_default_temperature_is_d_e_for_unit_scale_prompts_and_scales_with_them():
+    att = AttemptAttention(8, 3)
+    P = torch.tensor([1.0, -1.0]).repeat(3, 4, 4)  # (3, 4, 8), RMS 1 like T5-base's prompts
+    assert att.temperature_for(P) == pytest.approx(8 * math.e)
+    assert att.temperature_for(0.05 * P) == pytest.approx(0.05 * 8 * math.e)
+
+
+def hand_bank():
+    """6 tokens in d = 3: against query e1 their scores are column 0, against e2 column 1."""
+    return torch.tensor([[2.0, 0.0, 0.0], [0.5, 5.0, 0.0], [3.0, 1.0, 0.0],
+                         [-1.0, 4.0, 0.0], [1.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
+
+
+def test_tpt_retrieves_the_top_scoring_tokens_in_bank_order():
+    bank = TokenBank(hand_bank(), top_k=3)
+    E = torch.tensor([[[1.0, 0.0, 0.0], [0.0, -1.0, 0.0]],    # query (1, 0, 0): best 2 (3), 0 (2), 4 (1)
+                      [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]])   # query (0, 1, 0): best 1 (5), 3 (4), 5 (3)
+    retrieved, index = bank(E, torch.ones(2, 2))
+    assert index.tolist() == [[0, 2, 4], [1, 3, 5]]
+    assert torch.equal(retrieved, hand_bank()[index])
+
+
+def test_tpt_padding_does_not_change_the_query():
+    bank = TokenBank(hand_bank(), top_k=3)
+    E = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 9.0, 0.0]]])    # the second token is padding: ignored
+    s = bank.scores(E, torch.tensor([[1, 0]]))
+    assert torch.equal(s, bank.scores(E[:, :1], torch.tensor([[1]])))
+    assert bank(E, torch.tensor([[1, 0]]))[1].tolist() == [[0, 2, 4]]
+
+
+def test_tpt_gradient_reaches_only_the_retrieved_rows():
+    bank = TokenBank(hand_bank(), top_k=3)
+    retrieved, index = bank(torch.tensor([[[1.0, 0.0, 0.0]]]), torch.ones(1, 1))
+    retrieved.pow(2).sum().backward()
+    has_grad = bank.bank.grad.abs().sum(-1) > 0  # (m,)
+    assert has_grad.nonzero().flatten().tolist() == [0, 2, 4]
+
+
+def test_tpt_prompt_puts_retrieved_tokens_before_the_task_prompt():
+    retrieved, P_task = torch.randn(2, 3, 4), torch.randn(5, 4)
+    prompt = tpt_prompt(retrieved, P_task)
+    assert torch.equal(prompt[:, :3], retrieved) and torch.equal(prompt[1, 3:], P_task)
+
+
+def test_spot_similarity_is_the_cosine_of_mean_tokens():
+    P = torch.tensor([[[1.0, 0.0], [0.0, 1.0]],     # mean (0.5, 0.5)
+                      [[2.0, 2.0], [0.0, 0.0]],     # mean (1, 1): same direction, though no token pair matches
+                      [[1.0, 0.0], [1.0, 0.0]]])    # mean (1, 0)
+    sim = spot_similarity(P)
+    assert sim[0, 1].item() == pytest.approx(1.0) and sim[0, 2].item() == pytest.approx(1 / math.sqrt(2))
+
+
+def test_spot_s_with_two_identical_other_prompts_starts_as_them():
+    Q = torch.randn(4, 6)
+    assert torch.allclose(spot_s_init(torch.stack([torch.randn(4, 6), Q, Q]), 0), Q, atol=1e-6)
+
+
+def test_spot_s_weights_follow_the_cosine_and_drop_the_own_and_opposite_prompts():
+    P = torch.tensor([[[1.0, 0.0]], [[1.0, 0.0]], [[1.0, 1.0]], [[-1.0, 0.0]]])  # cos to P_0: 1, 0.707, -1
+    c = 1 / math.sqrt(2)
+    assert spot_s_weights(P, 0).tolist() == pytest.approx([0, 1 / (1 + c), c / (1 + c), 0])
+    assert spot_s_init(P, 0).flatten().tolist() == pytest.approx([1.0, c / (1 + c)])
+
+
+def test_spot_m_starts_as_a_detached_copy_of_the_source_prompt():
+    P = torch.randn(4, 6, requires_grad=True)
+    init = spot_m_init(P)
+    assert torch.equal(init, P.detach()) and not init.requires_grad and init.data_ptr() != P.data_ptr()
+
+
+def count(*modules):
+    return sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)
+
+
+def test_parameter_formulas_equal_the_counted_parameters():
+    l, d, k, b, m, labels = 4, 8, 5, 3, 12, [2, 3, 1]
+    got = params_per_method(l, d, labels, k=k, bottleneck=b, bank=m)
+    heads = count(*[torch.nn.Linear(d, C) for C in labels])
+    assert got["attempt"]["shared"] == count(AttemptAttention(d, b))
+    assert got["tpt"]["shared"] == count(TokenBank(torch.randn(m, d), top_k=l))
+    assert got["tpt"]["per_task"] == count(TokenBank(torch.randn(m, d), top_k=l)) + l * d
+    assert got["amp"]["shared"] == count(DAMAttention(d, k))
+    assert params_per_method(l, d, labels, k=k, train_wv=False)["amp"]["shared"] == count(DAMAttention(d, k,
+                                                                                                 train_wv=False))
+    assert got["prompt"]["total_with_heads"] == 3 * l * d + heads
+    assert got["amp"]["total_with_heads"] == count(DAMAttention(d, k))  # AMP's heads stay frozen
+
+
+def test_parameter_counts_match_the_papers_table_2():
+    got = params_per_method(100, 768, [2] * 11, k=768, bottleneck=100, bank=600, encoder=124_645_632)
+    assert got["prompt"]["per_task"] == got["spot-s"]["per_task"] == 76_800                   # "77k"
+    assert got["attempt"]["shared"] + got["attempt"]["per_task"] == 231_936                   # "232K"
+    assert got["amp"]["shared"] == got["amp-maxpool"]["shared"] == 1_769_472                  # "1.8M"
+    assert got["tpt"]["per_task"] == 537_600           # TPT's saved prompt_config.json: trainable_params
+    assert round(got["finetune"]["per_task"], -6) == 125_000_000                              # "125M"
+
+
+def test_scaled_sizes_keep_the_official_sizes_at_t5_base_and_scale_them_here():
+    assert scaled_sizes(768, 100) == dict(bottleneck=100, bank=600, top_k=100, task_prompt=100)
+    assert scaled_sizes(384, 20) == dict(bottleneck=50, bank=120, top_k=20, task_prompt=20)
