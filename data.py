@@ -5,14 +5,16 @@
 - Your own tasks: `<data-dir>/<name>/{train,validation[,test]}.jsonl`, rows {"text", "text_pair"?, "label"}, and an
   optional task.json {"metric": "accuracy" | "f1" | "pearson" | ..., "num_labels": C, "labels": [names]}.
 - The offline demo suite (default): 8 generated tasks, 3 families of related tasks and one unrelated, so whether
-  AMP's attention finds related sources can be checked against ground truth.
+  AMP's attention finds related sources can be checked against ground truth; `lowres`: one target per family
+  with 32 training rows (`*_32`) beside its full-size siblings.
 - Honest splits (ATTEMPT's protocol): `split_task`. Batches: `task_batches`; mixing (paper 4.2): `epoch_batches`.
 
 Run:
-  python data.py                                   # the demo suite: sizes, families, one example each
+  python data.py                                   # the demo suite (or --tasks lowres): sizes, one example each
   python data.py --tasks paper --data-dir ../shared/data --carve   # the 11 tasks from a local copy
 """
 import argparse
+import itertools
 import json
 import math
 import os
@@ -92,7 +94,9 @@ DEMO = {  # name: (family, generator, domain words)
                                      "red blue green yellow purple orange pink brown grey white",
                                      "large small old new heavy cheap quiet clean tall round")),
 }
-SUITES = {"demo": list(DEMO), "paper": PAPER_TASKS}
+SMALL = {f"{n}_32": n for n in ("senti_food", "para_people", "entail_trips")}   # task n with 32 training rows
+SUITES = {"demo": list(DEMO), "paper": PAPER_TASKS, "lowres": [n + "_32" if n + "_32" in SMALL else n for n in DEMO]}
+DEMO.update({name: DEMO[full] for name, full in SMALL.items()})   # DEMO: every generated task (eval reads families)
 PLACES = "in the park:at the park|near the river:by the river|in the garden:in the yard|on the hill:atop the hill|" \
          "at home:in the house|in the city:downtown"
 DEMO_SIZES = {"train": 300, "validation": 100, "test": 200}
@@ -109,14 +113,13 @@ def _demo_example(kind, words, rng, label):
         adj = rng.choice((POS + pos_extra) if label != negate else (NEG + neg_extra))
         return rng.choice(SENTI_TEMPLATES).format(n=rng.choice(nouns), a=adj, neg="not " * negate), None, int(label)
     if kind == "paraphrase":         # same meaning in synonyms, or two of subject, verb and place changed
-        slots = [[w.split(":") for w in words[0].split()], [w.split(":") for w in words[1].split()],
-                 [p.split(":") for p in PLACES.split("|")]]
+        slots = [[w.split(":") for w in ws.split()] for ws in words] + [[p.split(":") for p in PLACES.split("|")]]
         a = [rng.choice(s) for s in slots]
         b = [pair[::-1] if rng.random() < 0.5 else pair for pair in a]
         for i in ([] if label else rng.sample(range(3), 2)):   # one slot changed: frozen MiniLM's [CLS] reads it
             b[i] = rng.choice([p for p in slots[i] if p != a[i]])  # poorly (a linear head: 69%; two: 90%)
         return "the {} {} {} .".format(*(p[0] for p in a)), "the {} {} {} .".format(*(p[1] for p in b)), int(label)
-    if kind == "containment":        # is the hypothesis item in the premise's list? (one token each: "plum ##s" is harder)
+    if kind == "containment":        # is the hypothesis item in the premise's list? (items are one token each)
         lead, items = words[0], words[1].split()
         xs = rng.sample(items, 3)
         y = rng.choice(xs) if label else rng.choice([i for i in items if i not in xs])
@@ -128,10 +131,12 @@ def _demo_example(kind, words, rng, label):
 
 
 def demo_split(name, split, seed=0):
-    """Rows of a demo task, deterministic in (name, split, seed); splits never share a text pair."""
-    (_, kind, words), seen = DEMO[name], set()
+    """Rows of a demo task, deterministic in (name, split, seed); splits never share a text pair. A small task
+    (SMALL) is its full task's first training rows, with the full task's validation and test rows."""
+    full = SMALL.get(name, name)
+    (_, kind, words), seen = DEMO[full], set()
     for s in ("train", "validation", "test"):
-        rng, rows = random.Random(zlib.crc32(f"{name}/{s}/{seed}".encode())), []
+        rng, rows = random.Random(zlib.crc32(f"{full}/{s}/{seed}".encode())), []
         for _ in range(100 * DEMO_SIZES[s]):  # rejection sampling; a family with too few texts fails loudly
             text, pair, label = _demo_example(kind, words, rng, len(rows) % 2 == 0)   # balanced classes
             if (text, pair) not in seen:
@@ -142,13 +147,13 @@ def demo_split(name, split, seed=0):
                 break
         assert len(rows) == DEMO_SIZES[s], f"demo task {name} has too few distinct texts for {DEMO_SIZES[s]} rows"
         if s == split:
-            return rows
+            return rows[:32] if s == "train" and name in SMALL else rows
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Task lists and reading raw rows: each split is (source, [(line number, row)]), a row's place being source + line.
 def parse_tasks(spec, data_dir=None):
-    """'demo' | 'paper' | a comma list of suites, tasks and folders in data_dir with a train.jsonl."""
+    """'demo' | 'lowres' | 'paper' | a comma list of suites, tasks and folders in data_dir with a train.jsonl."""
     if data_dir and not os.path.isdir(data_dir):
         raise DataError(f"--data-dir {data_dir} does not exist")
     names = [n for t in spec.split(",") if t.strip() for n in SUITES.get(t.strip(), [t.strip()])]
@@ -156,8 +161,8 @@ def parse_tasks(spec, data_dir=None):
                     os.path.lexists(os.path.join(data_dir, f, "train.jsonl"))) if data_dir else []
     for name in [n for n in names if n not in REGISTRY and n not in custom]:
         known = "; ".join(f"{s} ({', '.join(v)})" for s, v in SUITES.items())
-        raise DataError(f"unknown task '{name}'. Known: {known}; mnli; folders with a train.jsonl in {data_dir or '--data-dir (none given)'}: "
-                        f"{', '.join(custom) or 'none'}")
+        raise DataError(f"unknown task '{name}'. Known: {known}; mnli; folders with a train.jsonl in "
+                        f"{data_dir or '--data-dir (none given)'}: {', '.join(custom) or 'none'}")
     if not names or len(set(names)) != len(names):
         raise DataError(f"--tasks '{spec}' must name at least one task, each once")
     return names
@@ -260,7 +265,7 @@ def examples(source, rows, info, split, name=""):
             y = names.index(y)
         elif not (C > 1 and type(y) is int and 0 <= y < C):
             raise wrong("label", "a finite number (a regression task)" if C == 1 else
-                         f"an int class 0..{C - 1} or one of the names {', '.join(names)}")
+                        f"an int class 0..{C - 1} or one of the names {', '.join(names)}")
         idx = row.get("idx")
         if name == "multirc" and not (isinstance(idx, dict) and {"paragraph", "question"} <= set(idx)):
             raise wrong("idx", "an object with paragraph and question")
@@ -311,8 +316,8 @@ def split_task(raw, info, protocol="honest", carve=False, where="", seed=SPLIT_S
 def load_task(name, data_dir=None, protocol="honest", carve=False, max_train=None, max_eval=None, demo_seed=0):
     """Everything about one task: its info, and train / dev / report examples (checked, not yet tokenised).
     A task is a pair task if any of its rows has a second text; then rows without one get "" (issue 9.7)."""
-    raw = {s: read_split(name, s, data_dir, demo_seed) for s in ("train", "validation", "validation_matched", "test")}
-    raw = {s: r for s, r in raw.items() if r is not None}
+    raw = {s: r for s in ("train", "validation", "validation_matched", "test")
+           if (r := read_split(name, s, data_dir, demo_seed)) is not None}
     info = task_info(name, data_dir, raw.get("train", (None, []))[1])
     ex = {s: examples(source, rows, info, s, name) for s, (source, rows) in raw.items()}
     pair = any(e["text_pair"] is not None for rows in ex.values() for e in rows)
@@ -371,16 +376,14 @@ def epoch_batches(sizes, batch_size, seed, epoch, K=K_CAP):
     caps = torch.tensor([float(min(n, K)) for n in sizes])                    # (n_tasks,)
     draws = torch.multinomial(caps, int(caps.sum()), replacement=True, generator=g).tolist()
     orders = [torch.randperm(n, generator=g).tolist() for n in sizes]
-    pairs, cursor = [], [0] * len(sizes)
-    for t in draws:                                                             # task t's next row
-        pairs.append((t, orders[t][cursor[t] % sizes[t]]))
-        cursor[t] += 1
+    cycles = [itertools.cycle(order) for order in orders]
+    pairs = [(t, next(cycles[t])) for t in draws]                             # task t's next row
     return [pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size)]
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="Show the tasks data.py loads: sizes, splits, families, one example.")
-    ap.add_argument("--tasks", default="demo", help="demo | paper | comma list of task names and folders")
+    ap.add_argument("--tasks", default="demo", help="demo | lowres | paper | comma list of task names and folders")
     ap.add_argument("--data-dir", default=None, help="folder of <task>/<split>.jsonl (default: the hub)")
     ap.add_argument("--protocol", default="honest", choices=["honest", "paper"], help="split protocol (see split_task)")
     ap.add_argument("--carve", action="store_true", help="carve a missing train split from the reporting split")

@@ -182,7 +182,7 @@ def test_unknown_task_lists_known_tasks_and_folders(tmp_path):
     write_jsonl(tmp_path / "mine" / "train.jsonl", [{"text": "a", "label": 0}])
     with pytest.raises(DataError) as e:
         parse_tasks("sst2,nope", str(tmp_path))
-    assert "'nope'" in str(e.value) and "senti_movies" in str(e.value) and "qnli" in str(e.value)
+    assert "'nope'" in str(e.value) and "senti_movies" in str(e.value) and "para_people_32" in str(e.value)
     assert "mine" in str(e.value) and "\n" not in str(e.value)
 
 
@@ -305,6 +305,17 @@ def test_demo_training_labels_carry_about_ten_percent_noise():
         flipped = sum(r["label"] != (i % 2 == 0) for i, r in enumerate(data.demo_split(name, "train")))
         assert 15 <= flipped <= 45, (name, flipped)
         assert all(r["label"] == (i % 2 == 0) for i, r in enumerate(data.demo_split(name, "test")))
+
+
+def test_lowres_suite_has_small_targets_beside_full_siblings_with_the_same_eval_rows():
+    assert data.SUITES["lowres"] == ["senti_movies", "senti_food_32", "senti_gadgets", "para_animals",
+                                     "para_people_32", "entail_basket", "entail_trips_32", "colours"]
+    assert parse_tasks("lowres") == data.SUITES["lowres"]
+    for small, full in data.SMALL.items():
+        t = load_task(small)
+        assert (len(t["train"]), len(t["dev"]), len(t["report"])) == (32, 100, 200) and DEMO[small][0] == DEMO[full][0]
+        assert data.demo_split(small, "train") == data.demo_split(full, "train")[:32]
+        assert t["report"]["text"] == load_task(full)["report"]["text"]   # scores comparable with the full task's
 
 
 def test_tokenize_keeps_pairs_and_truncates_for_the_prompt():
