@@ -1,7 +1,8 @@
 """
 Tests of dam.py: the DAM forms agree (values and gradients), match a hand-computed
-example, differ from max pooling where they should, and DAMAttention behaves as the
-paper's attention component psi (3.2.1, 3.2.2).
+example, differ from max pooling where they should, DAMAttention behaves as the
+paper's attention component psi (3.2.1, 3.2.2), and its near-identity start gives every
+task the largest weight of its own row, or stops with one line where it cannot.
 
     python test_dam.py            # one line per test, exit code 1 on any failure
     python -m pytest -q test_dam.py
@@ -214,14 +215,103 @@ def test_frozen_wv_is_not_trainable_but_is_saved():
 def test_start_near_identity_reaches_its_diagonal_and_ranks_by_mean_prompt():
     P = rand(6, 5, 16, dtype=torch.float32, seed=7)  # (n, l, d)
     psi = DAMAttention(16, train_wv=False)
-    s = psi.start_near_identity(P, target=0.9)
+    line = psi.start_near_identity(P, target=0.9)
+    s = psi.W_Q[0, 0].item()
     A = psi(P)[1]  # (n, n)
+    assert line.startswith(f"W_Q = W_K = {s:.3f}·I") and "every task is its own best match" in line, line
     assert abs(A.diagonal().mean().item() - 0.9) < 1e-3 and s > 1
     assert torch.allclose(psi.W_Q, s * torch.eye(16)) and torch.equal(psi.W_Q, psi.W_K)
     dots = P.mean(1) @ P.mean(1).T  # (n, n): the other sources rank as mean-prompt dot products do
     for i in range(6):
         others = [j for j in range(6) if j != i]
         assert sorted(others, key=lambda j: -A[i, j].item()) == sorted(others, key=lambda j: -dots[i, j].item())
+
+
+NAMES = ["alpha", "bravo", "charlie", "delta", "echo"]
+
+
+def task_prompts(seed=0):
+    """(5, 4, 16) float32: task i adds 1 to its own 3 coordinates on every row, so mean- and max-pooled prompts
+    are nearly orthogonal and each task is its own best match under s·I."""
+    P = rand(5, 4, 16, scale=0.1, dtype=torch.float32, seed=seed)  # (n, l, d)
+    for i in range(5):
+        P[i, :, 3 * i:3 * i + 3] += 1.0
+    return P
+
+
+def with_shorter_copy(P, noise=0.05):
+    """echo's prompt becomes half of alpha's (plus noise): its pooled prompt is a shorter copy of alpha's."""
+    P = P.clone()
+    P[4] = 0.5 * P[0] + rand(4, 16, scale=noise, dtype=torch.float32, seed=99)
+    return P
+
+
+def test_start_near_identity_keeps_s_eye_on_ordinary_prompts_for_both_scorers():
+    for scores in ("dam", "maxpool"):
+        psi = DAMAttention(16, scores=scores, train_wv=False)
+        line = psi.start_near_identity(task_prompts(), names=NAMES)
+        s = psi.W_Q[0, 0].item()
+        assert s > 0 and torch.allclose(psi.W_Q, s * torch.eye(16)), (scores, line)  # the plain start, kept
+        assert line.startswith("W_Q = W_K =") and "would" not in line, (scores, line)
+
+
+def test_start_near_identity_replaces_s_eye_when_a_task_is_a_shorter_copy():
+    for scores, tol in (("dam", 1e-3), ("maxpool", 0.01)):
+        P = with_shorter_copy(task_prompts())
+        pool = P.mean(1) if scores == "dam" else P.amax(1)  # (n, d)
+        assert (pool[4] @ pool[0]) > (pool[4] @ pool[4])  # s·I would hand echo alpha's prompt
+        psi = DAMAttention(16, scores=scores, train_wv=False)
+        line = psi.start_near_identity(P, names=NAMES)
+        A = psi(P)[1]  # (n, n)
+        assert "echo would take alpha's prompt" in line and "\n" not in line, line
+        assert torch.equal(A.argmax(-1), torch.arange(5)), (scores, A)  # every row's own weight is its largest
+        assert abs(A.diagonal().mean().item() - 0.9) < tol and A.diagonal().min() > 0.5, (scores, A.diagonal())
+        if scores == "dam":  # S' = s^2 I exactly: every row at the target, the others sharing the rest
+            assert (A.diagonal() - 0.9).abs().max() < 1e-3 and (A[A < 0.5] - 0.025).abs().max() < 1e-3
+
+
+def test_start_near_identity_floor_replaces_s_eye_when_a_row_keeps_under_half():
+    # alpha's mean prompt u; the others 0.98 u + 3 e_j: alpha is its own best match, but only just, and the others
+    # reach 1.0 so early that a mean diagonal of 0.9 leaves alpha's row at about 0.2
+    P_bar = torch.zeros(8, 16, dtype=torch.float64)  # (n, d)
+    P_bar[:, 0] = torch.tensor([1.0] + [0.98] * 7)
+    P_bar[1:, 1:8] = 3 * torch.eye(7, dtype=torch.float64)
+    P = (P_bar[:, None, :] + rand(8, 3, 16, scale=0.1, seed=5)).float()  # (n, l, d)
+    P = P - P.mean(1, keepdim=True) + P_bar[:, None, :].float()  # rows vary, the mean stays P_bar
+    psi = DAMAttention(16, train_wv=False)
+    line = psi.start_near_identity(P, names=[f"t{i}" for i in range(8)])
+    A = psi(P)[1]
+    assert "t0 keeps only 0.2" in line and "would take" not in line, line
+    assert (A.diagonal() - 0.9).abs().max() < 1e-3
+
+
+def test_start_near_identity_orthonormal_on_request_puts_every_row_at_the_target():
+    psi = DAMAttention(16, train_wv=False)
+    line = psi.start_near_identity(task_prompts(), target=0.8, names=NAMES, basis="orthonormal")
+    A = psi(task_prompts())[1]
+    assert line.startswith("basis 'orthonormal' asked for") and (A.diagonal() - 0.8).abs().max() < 1e-3, line
+
+
+def test_start_near_identity_without_a_sound_start_raises_one_line():
+    P = task_prompts()
+    P_copy = P.clone()
+    P_copy[4] = 0.5 * P[0]  # exactly: mean-pooled prompts dependent, and max pooling scales with it
+    cases = [("dam", 16, P_copy, "rank is 4 < 5"), ("maxpool", 16, P_copy, "echo would take alpha's prompt"),
+             ("dam", 4, with_shorter_copy(P), "n = 5 and k = 4"), ("maxpool", 4, with_shorter_copy(P), "k = 4")]
+    for scores, k, prompts, says in cases:
+        try:
+            DAMAttention(16, k=k, scores=scores).start_near_identity(prompts, names=NAMES)
+        except ValueError as e:
+            assert says in str(e) and "--psi-init random" in str(e) and "\n" not in str(e), (scores, k, str(e))
+        else:
+            raise AssertionError(f"{scores}, k = {k}: no ValueError")
+    for kwargs in ({"target": 0.4}, {"target": 1.0}, {"basis": "eye"}, {"names": NAMES[:3]}):
+        try:
+            DAMAttention(16).start_near_identity(P, **kwargs)
+        except ValueError as e:
+            assert "0.5 < target < 1" in str(e), str(e)
+        else:
+            raise AssertionError(f"accepted {kwargs}")
 
 
 def test_num_parameters_matches_paper():
@@ -240,6 +330,7 @@ def test_gradients_reach_all_projections():
 
 
 if __name__ == "__main__":
+    torch.set_num_threads(1)  # tiny tensors: on a busy machine more threads only wait on each other
     tests = [(name, f) for name, f in list(globals().items()) if name.startswith("test_")]
     failed = skipped = 0
     start = time.perf_counter()
