@@ -29,11 +29,15 @@ Run the tests, or print the parameter table of the default and the paper's setti
   python -m pytest -q test_baselines.py
   python baselines.py
 """
+import copy
 import math
+import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from amp import init_prompt, load_tensors, save_tensors, seed_for
 
 
 def scaled_sizes(d, l):
@@ -255,6 +259,115 @@ def print_table(title, counts):
     for name, c in counts.items():
         print(f"  {name:<12} {c['shared']:>11,} {c['per_task']:>12,} {c['total']:>13,} {c['total_with_heads']:>13,}"
               f"  {c['formula']}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# How each baseline trains. train.py runs each recipe: a recipe yields lists of jobs, and train.fit trains the jobs
+# of one list together (its docstring says what a job is). A recipe skips what its run folder already holds, so
+# --resume goes on where a run stopped. out: the run folder; env: what train.setup returns; a: the flags.
+def source_prompts(out, env, names):
+    """The stage-1 prompts of the named tasks, (n, l, d), with their heads loaded into the model."""
+    P = []
+    for n in names:
+        W, _ = load_tensors(os.path.join(out, "source", f"{n}.safetensors"), dict(env["meta"], task=n))
+        env["model"].heads[env["ids"][n]].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
+        P.append(W["P"])
+    return torch.stack(P).to(env["device"])                                     # (n, l, d)
+
+
+def spot_init(method, out, env, names, source):
+    """{task: (l, d)}: SPoT-s starts each target prompt from the other tasks' source prompts (spot_s_init); SPoT-m
+    from the source prompt of task `source` (spot_m_init). Prompt tuning then goes on from there (train.py)."""
+    if method == "spot-s":
+        P = source_prompts(out, env, names)                                     # (n, l, d)
+        return {n: spot_s_init(P, i) for i, n in enumerate(names)}
+    return {n: spot_m_init(source_prompts(out, env, [source])[0]) for n in names}
+
+
+def attempt_jobs(a, env, names):
+    """ATTEMPT, shared: one AttemptAttention for all tasks and one target prompt per task, trained on all tasks
+    mixed (the attention's W_down, W_up, LayerNorm and the target prompts at --lr, the heads at --head-lr); the
+    source prompts stay frozen. Each target prompt starts from its task's source prompt and each head from its
+    stage-1 head (the official code starts every target prompt from MNLI's)."""
+    model, out = env["model"], os.path.join(a.out, "attempt")
+    P = source_prompts(a.out, env, names)                                       # (n, l, d) frozen
+    if os.path.exists(os.path.join(out, "attention.safetensors")):
+        return
+    torch.manual_seed(seed_for(a.seed, "attempt"))
+    att = AttemptAttention(model.d, scaled_sizes(model.d, a.prompt_len)["bottleneck"]).to(env["device"])
+    P_own = nn.Parameter(P.clone())                                             # (n, l, d) target prompts
+    embed = model.encoder.get_input_embeddings()
+    mix = lambda b, own: att(P, own, embed(b["input_ids"]), b["attention_mask"])[0]  # (B, l, d)
+
+    def done():
+        for t, n in enumerate(names):
+            head = model.heads[t]
+            save_tensors(os.path.join(out, "target", f"{n}.safetensors"),
+                         {"P": P_own[t], "head.weight": head.weight, "head.bias": head.bias}, dict(env["meta"], task=n))
+        save_tensors(os.path.join(out, "attention.safetensors"), att.state_dict(), env["meta"])
+    yield [dict(key="attempt", groups=[(list(att.parameters()) + [P_own], a.lr), (list(model.heads.parameters()),
+                                                                                  a.head_lr)], tasks=names, done=done,
+                prompts=lambda b: mix(b, P_own.index_select(0, b["task"])),
+                prompt_of=lambda t: lambda b: mix(b, P_own[t].detach().expand(len(b["task"]), -1, -1)))]
+
+
+def tpt_jobs(a, env, names):
+    """TPT: phase 1 trains a TokenBank of m tokens on all tasks mixed, each input reading its k best tokens as its
+    whole prompt (the heads: stage 1's, frozen); phase 2 tunes, for each task, [retrieved ; the task's prompt] with
+    its own copy of the bank and its head, as the official code does. Task prompts start from stage 1's."""
+    model, out = env["model"], os.path.join(a.out, "tpt")
+    P, sizes = source_prompts(a.out, env, names), scaled_sizes(model.d, a.prompt_len)   # (n, l, d)
+    embed = model.encoder.get_input_embeddings()
+    g = torch.Generator().manual_seed(seed_for(a.seed, "tpt"))
+    bank = TokenBank(init_prompt(model.encoder, env["tokenizer"], sizes["bank"], g), sizes["top_k"]).to(env["device"])
+    retrieve = lambda b, B: B(embed(b["input_ids"]), b["attention_mask"])[0]          # (B, k, d)
+    path = os.path.join(out, "bank.safetensors")
+    if not os.path.exists(path):
+        heads = list(model.heads.parameters())
+        heads_were = [p.requires_grad for p in heads]
+        for p in heads:
+            p.requires_grad_(False)
+        yield [dict(key="tpt:bank", groups=[([bank.bank], a.lr)], tasks=names, prompts=lambda b: retrieve(b, bank),
+                    prompt_of=lambda t: lambda b: retrieve(b, bank),
+                    done=lambda: save_tensors(path, {"bank": bank.bank}, env["meta"]))]
+        for p, was in zip(heads, heads_were):
+            p.requires_grad_(was)
+    bank.bank.data.copy_(load_tensors(path, env["meta"])[0]["bank"])
+    jobs = []
+    for t, n in enumerate(names):
+        target = os.path.join(out, "target", f"{n}.safetensors")
+        if os.path.exists(target):
+            continue
+        B, P_t, head = copy.deepcopy(bank), nn.Parameter(P[t].clone()), model.heads[t]   # P_t (l, d)
+        prompt = lambda b, B=B, P_t=P_t: tpt_prompt(retrieve(b, B), P_t)                 # (B, k + l, d)
+        save = lambda target=target, B=B, P_t=P_t, head=head, n=n: save_tensors(target, {
+            "P": P_t, "bank": B.bank, "head.weight": head.weight, "head.bias": head.bias}, dict(env["meta"], task=n))
+        jobs.append(dict(key=f"tpt:{n}", groups=[([P_t, B.bank], a.lr), (list(head.parameters()), a.head_lr)],
+                         tasks=[n], prompts=prompt, prompt_of=lambda t, p=prompt: p, done=save))
+    yield jobs
+
+
+def finetune_jobs(a, env, names):
+    """Fine-tuning: for each task, a copy of the whole encoder and a new head, trained with no prompt (l = 0), one
+    task at a time (each holds its own encoder). Dropout follows --encoder-dropout, as for the prompts."""
+    model, frozen = env["model"], env["model"].encoder
+    empty = lambda b: torch.zeros(len(b["task"]), 0, model.d, device=env["device"])  # (B, 0, d)
+    for n in names:
+        path = os.path.join(a.out, "finetune", "target", f"{n}.safetensors")
+        if os.path.exists(path):
+            continue
+        t = env["ids"][n]
+        torch.manual_seed(seed_for(a.seed, n))
+        model.heads[t].reset_parameters()
+        model.encoder, head = copy.deepcopy(frozen).requires_grad_(True), model.heads[t]
+        save = lambda path=path, head=head, n=n: save_tensors(path, {
+            "head.weight": head.weight, "head.bias": head.bias,
+            **{f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}}, dict(env["meta"], task=n))
+        yield [dict(key=f"finetune:{n}", groups=[(list(model.encoder.parameters()), a.lr), (list(head.parameters()),
+                                                                                         a.head_lr)],
+                    tasks=[n], prompts=empty, prompt_of=lambda t: empty, done=save)]
+        model.encoder = frozen
+
 
 
 if __name__ == "__main__":

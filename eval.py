@@ -13,20 +13,25 @@ Run (after train.py --stage source and --stage target):
   python eval.py --out runs/amp
 """
 import argparse
-import json
 import os
 import sys
+import time
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from amp import ModelError, PromptModel, load_encoder, load_tensors, max_positions, write_json
-from data import DEMO, TARGET_MAX_TOKENS, DataError, collate, load_task, tokenize
+from amp import ModelError, PromptModel, load_encoder, load_tensors, max_positions, read_json, write_json
+from baselines import AttemptAttention, TokenBank, params_per_method, scaled_sizes, tpt_prompt
+from data import DEMO, DataError, collate, load_task, tokenize
+
+EVAL_BATCH = 64   # evaluation batches: no gradients are kept, so they can be larger than training batches
 
 ap = argparse.ArgumentParser(description="Evaluate a run: prompt tuning vs AMP on each reporting split.")
-ap.add_argument("--out", default="runs/amp", help="the run folder that train.py wrote")
-ap.add_argument("--batch-size", type=int, default=64, help="evaluation batch size")
+ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s) that train.py wrote; several runs of "
+                "one setting (seeds) give mean ± std")
+ap.add_argument("--json", help="also write the tables (every run's scores) to this JSON file")
+ap.add_argument("--batch-size", type=int, default=EVAL_BATCH, help="evaluation batch size (rows sorted by length)")
 ap.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
 
 
@@ -69,19 +74,32 @@ def score(metrics, pred, gold, groups):
     return {m: float(v) for m, v in out.items()}
 
 
-@torch.no_grad()
+def input_tokens(info, encoder, tokenizer, l):
+    """The one input length of a task, for every stage and every method, in training and in eval.py: the task's
+    max tokens (paper A.3: 256, MultiRC 348), cut so that l + input <= the encoder's positions. The paper trains
+    stage 2 at 384 tokens for every task; we do not, so that every method of a table reads the same tokens."""
+    return min(info["max_tokens"], max_positions(encoder, tokenizer) - l)
+
+
+@torch.inference_mode()
 def evaluate(model, prompt, data, t, metrics, batch_size, device, desc=None):
-    """One task's split read through one prompt (l, d) and the task's head -> {metric: value}."""
-    was_training, preds = model.training, []
+    """One task's split read through a prompt and the task's head -> {metric: value}. prompt: one (l, d) for
+    every example, or a function of the batch giving each example's (ATTEMPT, TPT): b -> (B, l', d). Rows go through
+    in order of length (less padding), and their predictions back to the split's order."""
+    was_training, preds = model.training, [None] * len(data)
     model.eval()
+    lengths = [len(x) for x in data["input_ids"]]
+    order = sorted(range(len(data)), key=lambda i: lengths[i])
     for i in tqdm(range(0, len(data), batch_size), desc=desc, leave=False, disable=desc is None):
-        rows = [dict(data[j], task=t) for j in range(i, min(i + batch_size, len(data)))]
+        idx = order[i:i + batch_size]
+        rows = [dict(data[j], task=t) for j in idx]
         b = {k: v.to(device) for k, v in collate(rows, model.pad_id).items()}
+        P = prompt(b) if callable(prompt) else prompt.expand(len(rows), *prompt.shape)   # (B, l, d), float32
         with autocast(device):
-            logits = model(prompt.expand(len(rows), *prompt.shape), b["input_ids"], b["attention_mask"],
-                           b["token_type_ids"], b["task"])                       # (B, C_max)
+            logits = model(P, b["input_ids"], b["attention_mask"], b["token_type_ids"], b["task"])  # (B, C_max)
         C = model.num_labels[t]
-        preds += (logits[:, 0] if C == 1 else logits[:, :C].argmax(-1)).float().cpu().tolist()
+        for j, p in zip(idx, (logits[:, 0] if C == 1 else logits[:, :C].argmax(-1)).float().cpu().tolist()):
+            preds[j] = p
     model.train(was_training)
     return score(metrics, preds, data["label"], data["group"])
 
@@ -132,52 +150,133 @@ def draw_attention(tasks, A, path):
     plt.close(fig)
 
 
-def main(argv=None):
-    args = ap.parse_args(argv)
-    cfg_path = os.path.join(args.out, "config.json")
+METHODS = [("finetune", "fine-tuning"), ("prompt", "prompt tuning"), ("spot-s", "SPoT-s"), ("spot-m", "SPoT-m"),
+           ("attempt", "ATTEMPT"), ("tpt", "TPT"), ("amp", "AMP"), ("amp-maxpool", "AMP-maxpool")]   # Table 1's order
+FOLDER = {"prompt": "source", "amp": "target"}   # where each method keeps its per-task files; the others: M/target
+
+
+def method_prompt(out, method, name, t, model, P_sources, device, expect):
+    """What task t is read through under a method, from its saved files: the (l, d) prompt of prompt tuning, AMP,
+    AMP-maxpool and SPoT; a function of the batch for ATTEMPT and TPT (their prompt depends on the input);
+    an empty prompt and the task's own encoder for fine-tuning. Loads the task's head into the model."""
+    W, _ = load_tensors(os.path.join(out, FOLDER.get(method, f"{method}/target"), f"{name}.safetensors"),
+                        dict(expect, task=name))
+    model.heads[t].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
+    embed = model.encoder.get_input_embeddings()
+    if method == "finetune":
+        model.encoder.load_state_dict({k[8:]: v for k, v in W.items() if k.startswith("encoder.")})
+        return torch.zeros(0, model.d, device=device)                               # (0, d): no prompt
+    if method == "attempt":
+        att = AttemptAttention(model.d, scaled_sizes(model.d, expect["l"])["bottleneck"]).to(device)
+        att.load_state_dict(load_tensors(os.path.join(out, "attempt", "attention.safetensors"), expect)[0])
+        own = W["P"].to(device)                                                     # (l, d)
+        return lambda b: att(P_sources, own.expand(len(b["task"]), -1, -1), embed(b["input_ids"]), b["attention_mask"])[0]
+    if method == "tpt":
+        bank = TokenBank(W["bank"], scaled_sizes(model.d, expect["l"])["top_k"]).to(device)
+        own = W["P"].to(device)
+        return lambda b: tpt_prompt(bank(embed(b["input_ids"]), b["attention_mask"])[0], own)
+    return W["P"].to(device)                                                        # (l, d)
+
+
+def evaluate_run(out, batch_size, device):
+    """Every method present in run folder `out`, each on the same reporting rows and the same input tokens ->
+    {"scores": {method: {task: {metric: value}}}, "ms_per_example": {method: ...}, "notes", "tasks", "metric"}."""
+    cfg_path = os.path.join(out, "config.json")
+    if os.path.isfile(out):
+        raise DataError(f"--out {out} is a file; give a folder")
     if not os.path.exists(cfg_path):
-        raise DataError(f"{args.out} holds no run (no config.json); train one with python train.py --stage source")
-    cfg = json.load(open(cfg_path))
-    run, tasks = cfg["run"], cfg["run"]["tasks"]
-    if not os.path.exists(os.path.join(args.out, "psi.safetensors")):
-        raise DataError(f"{args.out} has no target prompts yet; run python train.py --stage target --out {args.out}")
-    device = pick_device(args.device)
+        raise DataError(f"{out} holds no run (no config.json); train one with python train.py --stage source")
+    run = read_json(cfg_path, need=["run"])["run"]
+    tasks = run["tasks"]
+    has = lambda m: all(os.path.exists(os.path.join(out, FOLDER.get(m, f"{m}/target"), f"{t}.safetensors"))
+                        for t in tasks)
+    methods = [m for m, _ in METHODS if has(m)]
+    if methods == ["prompt"] or not methods:
+        raise DataError(f"{out} has no trained method yet; run python train.py --stage target --out {out}")
     encoder, tokenizer = load_encoder(run["model"])
+    frozen = {k: v.clone() for k, v in encoder.state_dict().items()}              # fine-tuning swaps weights in
     loaded = [load_task(t, run["data_dir"], run["protocol"], run["carve"], run["max_train"], run["max_eval"])
               for t in tasks]
     model = PromptModel(encoder, [x["info"]["num_labels"] for x in loaded]).to(device)
     expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
-    results, notes, mean_prompt = {"prompt": {}, "amp": {}}, {}, {}
+    P_sources = torch.stack([load_tensors(os.path.join(out, "source", f"{t}.safetensors"), dict(expect, task=t))[0]["P"]
+                             for t in tasks]).to(device)                           # (n, l, d)
+    scores, seconds, rows, notes = {m: {} for m in methods}, {m: 0.0 for m in methods}, 0, {}
     for t, x in enumerate(loaded):
         name, info = x["name"], x["info"]
         if not x["measurable"]:
             notes[name] = f"not measurable: {len(x['report'])} reporting rows"
             continue
-        for method, folder, max_tokens in (("prompt", "source", info["max_tokens"]), ("amp", "target", TARGET_MAX_TOKENS)):
-            W, _ = load_tensors(os.path.join(args.out, folder, f"{name}.safetensors"), dict(expect, task=name))
-            if folder == "source":
-                mean_prompt[name] = W["P"].mean(0)                               # (d,)
-            model.heads[t].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
-            data = tokenize(x["report"], tokenizer, min(max_tokens, max_positions(encoder, tokenizer) - run["prompt_len"]))
-            results[method][name] = evaluate(model, W["P"].to(device), data, t, info["metrics"], args.batch_size,
-                                             device, desc=f"{method} {name}")
-        if x["note"]:
-            notes[name] = x["note"]
-    write_json(os.path.join(args.out, "eval.json"), dict(results, notes=notes))
+        notes[name] = x["note"]
+        data = tokenize(x["report"], tokenizer, input_tokens(info, encoder, tokenizer, run["prompt_len"]))
+        rows += len(data)
+        for m in methods:                                                           # the same tokens for every method
+            prompt = method_prompt(out, m, name, t, model, P_sources, device, expect)
+            t0 = time.perf_counter()
+            scores[m][name] = evaluate(model, prompt, data, t, info["metrics"], batch_size, device, desc=f"{m} {name}")
+            seconds[m] += time.perf_counter() - t0
+            if m == "finetune":
+                model.encoder.load_state_dict(frozen)
+    result = dict(scores=scores, ms_per_example={m: 1000 * s / max(rows, 1) for m, s in seconds.items()},
+                  notes=notes, tasks=tasks, metric={x["name"]: x["info"]["metrics"][0] for x in loaded},
+                  size=dict(l=run["prompt_len"], d=model.d, num_labels=model.num_labels,
+                            encoder=sum(p.numel() for p in encoder.parameters())),
+                  protocol=run["protocol"], input_tokens={x["name"]: input_tokens(x["info"], encoder, tokenizer,
+                                                                                  run["prompt_len"]) for x in loaded})
+    write_json(os.path.join(out, "eval.json"), result)
+    return result, model, P_sources
 
-    # The table: the first metric of each task, prompt tuning beside AMP, and the mean over measured tasks.
-    first = {x["name"]: x["info"]["metrics"][0] for x in loaded}
-    print(f"\n{'task':16s} {'metric':9s} {'prompt':>8s} {'AMP':>8s}   (reporting split, protocol {run['protocol']})")
-    for name, m in first.items():
-        scores = [f"{results[k][name][m]:8.1f}" if name in results[k] else f"{'-':>8s}" for k in ("prompt", "amp")]
-        print(f"{name:16s} {m:9s} {' '.join(scores)}  {notes.get(name, '')}".rstrip())
-    means = [np.mean([results[k][n][first[n]] for n in results[k]]) for k in ("prompt", "amp")]
-    print(f"{'mean':16s} {'':9s} {means[0]:8.1f} {means[1]:8.1f}")
 
-    A = json.load(open(os.path.join(args.out, "attention.json")))
-    draw_attention(A["tasks"], A["A"], os.path.join(args.out, "attention.png"))
+def cell(values):
+    """mean ± std over runs (seeds), or the one value."""
+    return f"{np.mean(values):.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
+
+
+def print_tables(results, runs):
+    """Table 1 (rows: tasks and their mean, columns: methods), Table 2 (parameters, bytes, inference cost) and
+    Figure 2 (AMP minus AMP-maxpool) of the paper, over one or several runs (seeds)."""
+    first, tasks = results[0], results[0]["tasks"]
+    methods = [m for m, _ in METHODS if all(m in r["scores"] for r in results)]
+    names = dict(METHODS)
+    measured = [t for t in tasks if t in first["scores"][methods[0]]]
+    per = lambda m, t: [r["scores"][m][t][first["metric"][t]] for r in results]
+    mean = lambda m: [np.mean([r["scores"][m][t][first["metric"][t]] for t in measured]) for r in results]
+    width = max(max(len(names[m]) for m in methods), max(len(cell(per(m, t))) for m in methods for t in measured)) + 2
+    print(f"\nTable 1: reporting split (protocol {first['protocol']}), {len(results)} run(s)"
+          f"{' (mean ± std over seeds)' if len(results) > 1 else ''}")
+    print(f"{'task':16s} {'metric':9s}" + "".join(f"{names[m]:>{width}s}" for m in methods))
+    for t in tasks:
+        row = "".join(f"{cell(per(m, t)):>{width}s}" for m in methods) if t in measured else ""
+        print(f"{t:16s} {first['metric'][t]:9s}{row}  {first['notes'].get(t, '')}".rstrip())
+    print(f"{'mean':16s} {'':9s}" + "".join(f"{cell(mean(m)):>{width}s}" for m in methods))
+    l, d = first["size"]["l"], first["size"]["d"]
+    counts = params_per_method(l, d, first["size"]["num_labels"], encoder=first["size"]["encoder"])
+    print(f"\nTable 2: trainable parameters (l = {l}, d = {d}, {len(tasks)} tasks; per task: its own plus its share "
+          f"of the shared ones), stored bytes per task, inference time per reporting example (measured here)")
+    print(f"{'method':14s} {'per task':>12s} {'all tasks':>13s} {'with heads':>13s} {'bytes/task':>11s} {'ms/example':>11s}")
+    for m in methods:
+        c = counts[m]
+        folder = os.path.join(runs[0], FOLDER.get(m, f"{m}/target"))
+        stored = np.mean([os.path.getsize(os.path.join(folder, f"{t}.safetensors")) for t in tasks])
+        ms = np.mean([r["ms_per_example"][m] for r in results])
+        print(f"{names[m]:14s} {c['per_task'] + c['shared'] / len(tasks):>12,.0f} {c['total']:>13,} "
+              f"{c['total_with_heads']:>13,} {stored:>11,.0f} {ms:>11.2f}")
+    if "amp" in methods and "amp-maxpool" in methods:
+        print("\nFigure 2: AMP (DAM, mean pooling) minus AMP-maxpool, per task" +
+              (" (mean ± std over seeds)" if len(results) > 1 else ""))
+        for t in measured:
+            print(f"  {t:16s} {cell([a - b for a, b in zip(per('amp', t), per('amp-maxpool', t))]):>12s}")
+    return dict(methods=methods, table1={t: {m: per(m, t) for m in methods} for t in measured},
+                mean={m: mean(m) for m in methods}, runs=runs)
+
+
+def print_attention(out, P_sources):
+    """The learned A of AMP (paper Figure 6) as a heatmap, and on the demo suite how often a task's largest
+    off-diagonal attention is on its own family, beside what the source prompts give with no training."""
+    A = read_json(os.path.join(out, "attention.json"), need=["tasks", "A"])
+    draw_attention(A["tasks"], A["A"], os.path.join(out, "attention.png"))
     width = max(len(t) for t in A["tasks"])
-    print(f"\nattention A (row: target task, column: source task), drawn in {os.path.join(args.out, 'attention.png')}")
+    print(f"\nattention A (row: target task, column: source task), drawn in {os.path.join(out, 'attention.png')}")
     print(" " * width + " " + " ".join(f"{j:>5d}" for j in range(len(A["tasks"]))))
     for i, (t, row) in enumerate(zip(A["tasks"], A["A"])):
         print(f"{t:>{width}s} " + " ".join(f"{a:5.2f}" for a in row) + f"   {i}")
@@ -186,18 +285,37 @@ def main(argv=None):
     if counted:
         print(f"{hits} of {counted} tasks put their largest off-diagonal attention on a task of their own family "
               f"(a source picked at random: {expected:.1f} of {counted})")
-        names = [t for t in A["tasks"] if t in mean_prompt]
-        M = torch.stack([mean_prompt[t] for t in names])   # (n, d)
-        hits, counted, _ = family_rate(names, (M @ M.T).tolist())
+        M = P_sources.mean(1).cpu()                                                 # (n, d)
+        hits, counted, _ = family_rate(A["tasks"], (M @ M.T).tolist())
         print(f"for comparison, with no training: the dot product of mean source prompts (the order in which "
               f"ψ's identity start ranks the other sources): {hits} of {counted}")
-        M = torch.nn.functional.normalize(M, dim=-1)   # (n, d)
-        hits, counted, _ = family_rate(names, (M @ M.T).tolist())
+        M = torch.nn.functional.normalize(M, dim=-1)                                # (n, d)
+        hits, counted, _ = family_rate(A["tasks"], (M @ M.T).tolist())
         print(f"                                  their cosine (SPoT's task similarity): {hits} of {counted}")
+
+
+def main(argv=None):
+    args = ap.parse_args(argv)
+    device = pick_device(args.device)
+    results, P = [], None
+    for out in args.out:
+        r, _, P_out = evaluate_run(out, args.batch_size, device)
+        results.append(r)
+        P = P if P is not None else P_out
+    tasks = {tuple(r["tasks"]) for r in results}
+    if len(tasks) > 1:
+        raise DataError("the runs given to --out hold different tasks; give runs of one setting (seeds)")
+    table = print_tables(results, args.out)
+    if args.json:
+        write_json(args.json, table)
+        print(f"\nwritten: {args.json}")
+    if "amp" in results[0]["scores"]:
+        print_attention(args.out[0], P)
 
 
 if __name__ == "__main__":
     try:
         main()
     except (DataError, ModelError) as e:
-        sys.exit(f"eval.py: error: {e}")
+        print(f"eval.py: error: {e}", file=sys.stderr)
+        sys.exit(2)   # as train.py: a user's mistake or a damaged run file

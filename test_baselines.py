@@ -1,10 +1,12 @@
 """Tests of baselines.py on small hand-made tensors (no encoder, no data): ATTEMPT's attention sums to one over the
 n + 1 prompts, ignores padding and trains only what it should; TPT retrieves the top-scoring bank tokens in bank
 order and trains only those; SPoT-s weighs the other prompts by the cosine of their mean tokens; the parameter
-formulas equal the counted parameters and the paper's Table 2.
+formulas equal the counted parameters and the paper's Table 2; and each method through train.py (the loss falls,
+the trained count is the formula, frozen weights stay, the saved files load back and score alike).
 
   python -m pytest -q test_baselines.py
 """
+import json
 import math
 import os
 
@@ -15,6 +17,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from baselines import (AttemptAttention, TokenBank, params_per_method, scaled_sizes, spot_m_init,  # noqa: E402
                        spot_s_init, spot_s_weights, spot_similarity, tpt_prompt)
 from dam import DAMAttention  # noqa: E402
+import amp  # noqa: E402
+import eval as evaluation  # noqa: E402
+import train  # noqa: E402
+from test_amp import make_tiny_encoder  # noqa: E402
 
 
 def attempt_inputs(n=3, l=4, d=8, B=5, T=6, seed=0):
@@ -176,3 +182,49 @@ def test_parameter_counts_match_the_papers_table_2():
 def test_scaled_sizes_keep_the_official_sizes_at_t5_base_and_scale_them_here():
     assert scaled_sizes(768, 100) == dict(bottleneck=100, bank=600, top_k=100, task_prompt=100)
     assert scaled_sizes(384, 20) == dict(bottleneck=50, bank=120, top_k=20, task_prompt=20)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Every method through the command line (issue 11), on the tiny encoder of test_amp.py.
+TASKS = ["senti_food", "colours"]
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory):
+    tiny = make_tiny_encoder(tmp_path_factory.mktemp("tiny"))
+    out = str(tmp_path_factory.mktemp("methods") / "run")
+    train.main(["--stage", "source", "--tasks", ",".join(TASKS), "--model", tiny, "--max-train", "32", "--max-eval",
+                "30", "--prompt-len", "4", "--max-steps", "2", "--out", out])
+    return out, sum(p.numel() for p in amp.load_encoder(tiny)[0].parameters())
+
+
+@pytest.mark.parametrize("method", ["amp", "amp-maxpool", "spot-s", "spot-m", "attempt", "tpt", "finetune"])
+def test_each_method_trains_its_formula_keeps_frozen_weights_and_its_files_score_as_trained(source_run, method,
+                                                                                             monkeypatch):
+    out, encoder_size = source_run
+    source_bytes = {f: open(os.path.join(out, "source", f), "rb").read() for f in os.listdir(os.path.join(out, "source"))}
+    fits, real_fit = [], train.fit
+
+    def watched_fit(a, env, jobs):   # what each fit trains, and that the frozen encoder does not move
+        frozen = {k: v.clone() for k, v in env["model"].encoder.state_dict().items()}
+        fits.append(sum(p.numel() for j in jobs if not j["key"].startswith("source:")   # not SPoT-m's source
+                        for ps, _ in j["groups"] for p in ps if p.requires_grad))
+        real_fit(a, env, jobs)
+        assert all(torch.equal(v, frozen[k]) for k, v in env["model"].encoder.state_dict().items()) or method == "finetune"
+    monkeypatch.setattr(train, "fit", watched_fit)
+    train.main(["--stage", "target", "--method", method, "--spot-source", "senti_movies", "--epochs", "3",
+                "--out", out])
+    counts = params_per_method(4, 32, [2, 2], encoder=encoder_size)[method]
+    log = [json.loads(x) for x in open(os.path.join(out, "log.jsonl"))]
+    losses = {}                                                             # each job's epoch losses
+    for r in log:
+        if r["event"] == "epoch" and r["key"].split(":")[0] == ("target" if method == "amp" else method):
+            losses.setdefault(r["key"], []).append(r["loss"])
+    assert losses and sum(v[-1] - v[0] for v in losses.values()) < 0, losses   # the loss falls
+    for f, b in source_bytes.items():                                       # the source prompts stay as they were
+        assert open(os.path.join(out, "source", f), "rb").read() == b
+    result, _, _ = evaluation.evaluate_run(out, 16, "cpu")                  # the saved files load back
+    assert set(result["scores"][method]) == set(TASKS)
+    again, _, _ = evaluation.evaluate_run(out, 5, "cpu")                    # and score the same at any batch size
+    assert again["scores"][method] == result["scores"][method]
+    assert sum(fits) == counts["total_with_heads"], (fits, counts)        # README's formula
