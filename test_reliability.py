@@ -111,7 +111,7 @@ def test_a_folder_holding_a_run_is_never_overwritten_without_a_flag(tiny, tmp_pa
 @pytest.mark.parametrize("args,message", [
     (["--stage", "source", "--tasks", "sst2,nope"], "unknown task 'nope'"),
     (["--stage", "middle"], "invalid choice: 'middle'"),
-    (["--scores", "mean", "--stage", "target"], "invalid choice: 'mean'"),
+    (["--method", "mean", "--stage", "target"], "invalid choice: 'mean'"),
     (["--stage", "source", "--batch-size", "0"], "--batch-size must be positive, got 0"),
     (["--stage", "source", "--prompt-len", "-3"], "--prompt-len must be positive, got -3"),
     (["--stage", "source", "--data-dir", "/no/such/folder"], "--data-dir /no/such/folder does not exist"),
