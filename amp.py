@@ -20,6 +20,7 @@ import inspect
 import json
 import os
 import re
+import zlib
 import zipfile
 
 import torch
@@ -90,6 +91,12 @@ def init_prompt(encoder, tokenizer, l, generator):
     ids = common_token_ids(tokenizer)                                            # (5000,)
     pick = ids[torch.randint(len(ids), (l,), generator=generator)]               # (l,)
     return encoder.get_input_embeddings().weight[pick].detach().clone()         # (l, d)
+
+
+def seed_for(seed, name):
+    """One random stream per (run seed, task or part): a task's prompt, head and batches do not depend on which
+    other tasks share the run, or in which order."""
+    return seed * 2**20 + zlib.crc32(name.encode()) % 2**20
 
 
 class PromptModel(nn.Module):
