@@ -191,6 +191,8 @@ def evaluate_run(out, batch_size, device):
     has = lambda m: all(os.path.exists(os.path.join(out, FOLDER.get(m, f"{m}/target"), f"{t}.safetensors"))
                         for t in tasks)
     methods = [m for m, _ in METHODS if has(m)]
+    if "amp" in methods:   # read before eval.json is written, so that a damaged one leaves the run as it was
+        read_json(os.path.join(out, "attention.json"), need=["tasks", "A"])
     if methods == ["prompt"] or not methods:
         raise DataError(f"{out} has no trained method yet; run python train.py --stage target --out {out}")
     encoder, tokenizer = load_encoder(run["model"])

@@ -241,9 +241,8 @@ DAMAGED = [  # (file, the run's state, the command that reads it, what the messa
     ("source/colours.safetensors", "finished", ["eval.py"], "delete it, then python train.py --stage source --resume"),
     ("target/colours.safetensors", "finished", ["eval.py"], TARGET_AGAIN),
     ("psi.safetensors", "finished", ["train.py", "--add-task", "senti_movies"], TARGET_AGAIN),
-    ("attention.json", "finished", ["eval.py"], TARGET_AGAIN),   # read after eval.py has rewritten eval.json
+    ("attention.json", "finished", ["eval.py"], TARGET_AGAIN),
 ]
-WRITTEN_FIRST = {"attention.json": ["eval.json"]}   # the command's own output, written before the damage is read
 
 
 @pytest.mark.parametrize("how", ["cut short", "overwritten", "one byte changed"])
@@ -259,10 +258,7 @@ def test_a_damaged_run_file_stops_with_one_line_and_every_file_stays_as_it_was(r
     code, lines = run(*command, "--out", out)
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith(f"{command[0]}: error: {os.path.join(out, name)} is damaged (") and way_out in lines[0]
-    after = fingerprint(out)
-    for f in WRITTEN_FIRST.get(name, []):
-        assert json.load(open(os.path.join(out, f))) and after.pop(f) and before.pop(f)
-    assert after == before                  # the damaged file too: it is never deleted for the user
+    assert fingerprint(out) == before       # the damaged file too: it is never deleted for the user
 
 
 @pytest.mark.parametrize("name,state,commands", [

@@ -161,7 +161,7 @@ def parse(argv):
                 setattr(a, k, a.data_dir if k == "data_dir" else was)
             if a.resume and cfg.get(a.part):    # the run's flags, unless given again (a lower --lr after a NaN)
                 for k in STAGE_KEYS:
-                    setattr(a, k, getattr(a, k) if given(k) else cfg[a.part][k])
+                    setattr(a, k, getattr(a, k) if given(k) else cfg[a.part].get(k, getattr(a, k)))
         a.tasks = parse_tasks(a.tasks if isinstance(a.tasks, str) else ",".join(a.tasks), a.data_dir)
         if a.add_task:
             parse_tasks(a.add_task, a.data_dir)
@@ -172,6 +172,10 @@ def parse(argv):
         if missing:
             fail(f"stage source is not finished in {a.out} (no source prompt for {', '.join(missing)}); "
                  f"continue it with python train.py --stage source --resume --out {a.out}")
+        try:   # read the source prompts now, before --overwrite removes anything
+            [load_tensors(os.path.join(a.out, "source", f"{t}.safetensors"), {}) for t in a.tasks]
+        except ModelError as e:
+            fail(str(e))
         if (has(OUTPUTS[a.part][0]) or cfg.get(a.part)) and not (a.resume or a.overwrite):
             fail(f"{a.out} already has stage target{'' if a.method == 'amp' else ' of ' + a.method}: pass --resume to "
                  f"continue it or --overwrite to redo it")
