@@ -1,0 +1,36 @@
+#!/bin/bash
+# The demo-suite runs of RESULTS.md (2 CPU cores): stage 1 for seeds 0-2, then stage 2 variants on copies of each
+# seed's stage-1 run (defaults chosen on their dev scores), AMP-maxpool (Figure 2), and the Table 1 baselines.
+set -e
+cd "$(dirname "$0")/.."
+. .venv/bin/activate 2>/dev/null || true
+export HF_HUB_OFFLINE=1
+seeds=${SEEDS:-"0 1 2"}
+for s in $seeds; do   # stage 1 = prompt tuning
+  [ -f runs/s$s/source/colours.safetensors ] || python train.py --stage source --seed $s --out runs/s$s
+done
+variant() {  # variant NAME FLAGS...: stage 2 with FLAGS on a copy of the seed's stage-1 run, then eval
+  local out=runs/s${s}_$1; shift
+  [ -f $out/eval.json ] && return
+  rm -rf $out && cp -r runs/s$s $out
+  python train.py --stage target --out $out "$@" && python eval.py --out $out > $out.txt
+}
+for s in $seeds; do
+  variant default
+  variant orthonormal --psi-init orthonormal
+  variant fixed --wv fixed
+  variant lr1e-3 --lr 1e-3
+done
+method() {  # method RUN M FLAGS...: method M beside AMP in runs/s<seed>_RUN (continued with --resume if cut short)
+  local out=runs/s${s}_$1 m=$2; shift 2
+  [ -f $out/$m/target/colours.safetensors ] && return
+  python train.py --stage target --method $m --out $out $([ -d $out/$m ] && echo --resume) "$@"
+}
+for s in $seeds; do   # Figure 2 with one start for both scorers: the orthonormal one
+  method orthonormal amp-maxpool --psi-init orthonormal
+  python eval.py --out runs/s${s}_orthonormal > runs/s${s}_orthonormal.txt
+done
+for s in ${BASELINE_SEEDS:-0}; do   # Table 1's baselines beside the default AMP run (SPoT-m's source: senti_movies)
+  for m in amp-maxpool spot-s spot-m attempt tpt finetune; do method default $m --spot-source senti_movies; done
+  python eval.py --out runs/s${s}_default > runs/s${s}_default.txt
+done
