@@ -18,8 +18,9 @@ PEFT has no ψ: its stage-2 row is prompt tuning with the classifier frozen, so 
 per-example prompts add.
 
 Run (from the repository root; pip install -r requirements-bench.txt first):
-  python bench.py --quick               # all sections at small sizes, under 5 minutes on 2 CPU cores
-  python bench.py                       # full sizes (a 1,000-row suite in (b); tens of minutes on a CPU)
+  python bench.py --quick               # all sections at small sizes: 4 min 56 s on 2 CPU cores at load 1.5
+  python bench.py                       # full sizes (1,000 rows a task in (b)): about 45 min on 2 CPU cores
+  python bench.py --quick --threads 1   # on a busy machine: 2 threads then wait on each other (4x slower at load 5)
   python bench.py --sections a,c --device cuda   # on a GPU: bf16 autocast, MFU against the measured bf16 peak
 """
 import argparse
