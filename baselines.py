@@ -1,7 +1,8 @@
 """baselines.py: what the paper's baselines add to prompt tuning (paper 4.2 "Baselines", Table 1, A.1, A.3).
 
 Every method here ends in the same thing: one prompt (B, l', d) per example, which amp.PromptModel puts before
-the word embeddings. Fine-tuning needs nothing from this file, prompt tuning is stage 1 itself, and AMP is dam.py
+the word embeddings. The second half of the file holds each baseline's recipe: how train.py trains it, as lists
+of jobs for loop.fit. Fine-tuning needs nothing from this file, prompt tuning is stage 1 itself, and AMP is dam.py
 (AMP-maxpool is dam.py with scores="maxpool", the paper's Figure 2). What the others add:
 
   SPoT-s, SPoT-m   an initial target prompt from source prompts (spot_s_init, spot_m_init), then prompt tuning
@@ -25,9 +26,11 @@ Sizes. The official systems run T5-base (d = 768, prompts of 100 tokens); here t
   TPT task prompt     l                       the official 100; TPT's prompt is then [k ; l] = 2l tokens, as officially
 Facts taken from the official code (github AkariAsai/ATTEMPT, mlwu22/TPT) are named where they are used.
 
-Run the tests, or print the parameter table of the default and the paper's setting:
+Run the tests, print the parameter table of the default and the paper's setting, or train a baseline on a
+tiny run (after the tiny stage-1 example of train.py):
   python -m pytest -q test_baselines.py
   python baselines.py
+  python train.py --stage target --method attempt --max-steps 20 --out runs/tiny && python eval.py --out runs/tiny
 """
 import copy
 import math

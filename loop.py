@@ -2,7 +2,9 @@
 
 AdamW, linear warmup then linear decay, a dev score each epoch, early stopping, the best parameters kept, and
 checkpoints that --resume continues from. train.py gives it jobs: stage source one per task (all trained in one
-pass), stage target one (ψ), the baselines what baselines.py's recipes yield. Nothing to run here: see train.py.
+pass), stage target one (ψ), the baselines what baselines.py's recipes yield. It runs through train.py; a tiny
+CPU example that trains two tasks in one pass (a minute):
+  python train.py --stage source --tasks senti_movies,colours --max-steps 20 --out runs/tiny
 """
 import json
 import math
