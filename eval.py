@@ -1,9 +1,14 @@
-"""eval.py: score a run's source prompts (= prompt tuning) and target prompts (= AMP) on each task's reporting
-split, and show the learned attention A (paper 3.3 inference, 5.1 Table 1, 6 Figure 6).
+"""eval.py: score every method a run holds on each task's reporting split, print the paper's tables, and show the
+learned attention A (paper 3.3 inference, 5.1 Table 1, Table 2, Figure 2, 6 Figure 6).
 
-Inference (paper 3.3) uses only a task's target prompt and head: the same input length as prompt tuning.
-Writes into the run folder:
-  eval.json      {"prompt": {task: {metric: value}}, "amp": {task: {metric: value}}, ...}
+Every method (prompt tuning = the source prompts, AMP = the target prompts, and each --method trained beside
+them) is scored on the same reporting rows and the same input tokens (input_tokens: one length per task).
+Inference (paper 3.3) uses only a task's prompt and head: AMP costs what prompt tuning costs; ATTEMPT and TPT
+compute each example's prompt from its input. Prints Table 1 (rows: tasks and their mean, columns: methods; with
+several run folders, e.g. seeds, mean ± std), Table 2 (trainable parameters by baselines.params_per_method,
+stored bytes per task, measured milliseconds per example), Figure 2 (AMP minus AMP-maxpool) when both are
+present, and the attention heatmap. Writes into each run folder:
+  eval.json      {"scores": {method: {task: {metric: value}}}, "ms_per_example", "input_tokens", "notes", ...}
   attention.png  the attention matrix as a labelled heatmap (rows: target tasks, columns: source tasks)
 On the demo suite it also counts how many tasks put their largest off-diagonal attention on a task of their own
 family, against what picking a source at random would give and what the mean source prompts give with no
@@ -11,6 +16,7 @@ training (their dot product, the order ψ's identity start begins from, and thei
 
 Run (after train.py --stage source and --stage target):
   python eval.py --out runs/amp
+  python eval.py --out runs/s0 runs/s1 runs/s2 --json table.json    # seeds: mean ± std, tables as JSON
 """
 import argparse
 import os
