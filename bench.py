@@ -19,7 +19,7 @@ per-example prompts add.
 
 Run (from the repository root; pip install -r requirements-bench.txt first):
   python bench.py --quick               # all sections at small sizes: 4 min 56 s on 2 CPU cores at load 1.5
-  python bench.py                       # full sizes (1,000 rows a task in (b)): about 45 min on 2 CPU cores
+  python bench.py                       # full sizes (1,000 rows a task in (b)): about 40 min on 2 busy CPU cores
   python bench.py --quick --threads 1   # on a busy machine: 2 threads then wait on each other (4x slower at load 5)
   python bench.py --sections a,c --device cuda   # on a GPU: bf16 autocast, MFU against the measured bf16 peak
 """
@@ -56,7 +56,7 @@ ap.add_argument("--prompt-len", type=int, default=20, help="l, virtual tokens in
 ap.add_argument("--batch-size", type=int, default=16, help="examples per step in sections a and b")
 ap.add_argument("--tasks", default="sst2,rte,boolq", help="section a: tasks, one row per task and step kind")
 ap.add_argument("--rounds", type=int, help="section a: alternating rounds (quick 3, full 6)")
-ap.add_argument("--steps", type=int, help="section a: timed steps per system and round (quick 1, full 4)")
+ap.add_argument("--steps", type=int, help="section a: timed steps per system and round (quick 1, full 2)")
 ap.add_argument("--suite", help="section b: tasks (quick sst2,rte,boolq; full sst2,rte,qnli,boolq)")
 ap.add_argument("--max-train", type=int, help="section b: training rows per task (quick 48, full 1000)")
 ap.add_argument("--max-eval", type=int, help="section b: dev rows per task (quick 32, full 200)")
@@ -64,7 +64,7 @@ ap.add_argument("--epochs", type=int, default=1, help="section b: epochs per tas
 ap.add_argument("--psi-steps", type=int, help="section c: timed paper-size steps (quick 1, no warm-up; full 3)")
 ap.add_argument("--baseline-run", action="store_true", help="internal: run section b's padded PEFT baseline and exit")
 SIZES = {"quick": dict(rounds=3, steps=1, suite="sst2,rte,boolq", max_train=48, max_eval=32, psi_steps=1),
-         "full": dict(rounds=6, steps=4, suite="sst2,rte,qnli,boolq", max_train=1000, max_eval=200, psi_steps=3)}
+         "full": dict(rounds=6, steps=2, suite="sst2,rte,qnli,boolq", max_train=1000, max_eval=200, psi_steps=3)}
 
 
 def sync(device):
