@@ -371,14 +371,14 @@ if __name__ == "__main__":
         setattr(a, k, v if getattr(a, k) is None else getattr(a, k))
     if a.device not in ("cpu", "cuda") or (a.device == "cuda" and not torch.cuda.is_available()):
         sys.exit(f"bench.py: error: --device {a.device}: use cpu, or cuda on a machine where torch sees a GPU")
+    if set(a.sections.split(",")) - {"a", "b", "c"}:   # the flags first, then what the machine lacks
+        sys.exit(f"bench.py: error: --sections {a.sections}: give a comma list of a, b, c")
     if not os.path.isdir(a.data_dir):
         sys.exit(f"bench.py: error: no data folder {a.data_dir}; pass --data-dir (a copy of ../shared/data)")
     try:
         import peft
     except ImportError:
         sys.exit("bench.py: error: PEFT is not installed; pip install -r requirements-bench.txt")
-    if set(a.sections.split(",")) - {"a", "b", "c"}:
-        sys.exit(f"bench.py: error: --sections {a.sections}: give a comma list of a, b, c")
     warnings.filterwarnings("ignore")
     torch.set_num_threads(a.threads or torch.get_num_threads())
     device = torch.device(a.device)
