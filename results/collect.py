@@ -31,10 +31,12 @@ def collect(out):
     mean = {m: sum(s[t][metric[t]] for t in tasks) / len(tasks) for m, s in ev["scores"].items()}
     row = dict(run=out, seed=cfg["run"]["seed"], target_flags=cfg.get("target"), dev=best_dev(out),
                report_mean=mean, report=ev["scores"], ms_per_example=ev["ms_per_example"])
-    if os.path.exists(os.path.join(out, "attention.json")):
-        A = json.load(open(os.path.join(out, "attention.json")))
-        hits, counted, expected = family_rate(A["tasks"], A["A"])
-        row.update(diag=sum(A["A"][i][i] for i in range(len(A["A"]))) / len(A["A"]), family=[hits, counted, expected])
+    for method, path in (("amp", "attention.json"), ("amp-maxpool", "amp-maxpool/attention.json")):
+        if os.path.exists(os.path.join(out, path)):
+            A = json.load(open(os.path.join(out, path)))
+            hits, counted, expected = family_rate(A["tasks"], A["A"])
+            row.setdefault("attention", {})[method] = dict(
+                diag=sum(A["A"][i][i] for i in range(len(A["A"]))) / len(A["A"]), family=[hits, counted, expected])
     return row
 
 

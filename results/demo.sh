@@ -4,10 +4,11 @@
 set -e
 cd "$(dirname "$0")/.."
 . .venv/bin/activate 2>/dev/null || true
-export HF_HUB_OFFLINE=1
+export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # one thread: see README, Performance
 seeds=${SEEDS:-"0 1 2"}
 for s in $seeds; do   # stage 1 = prompt tuning
-  [ -f runs/s$s/source/colours.safetensors ] || python train.py --stage source --seed $s --out runs/s$s
+  [ -f runs/s$s/config.json ] && ! [ -f runs/s$s/ckpt.pt ] && [ $(ls runs/s$s/source/*.safetensors | wc -l) = 8 ] ||
+    python train.py --stage source --seed $s --out runs/s$s $([ -f runs/s$s/config.json ] && echo --resume)
 done
 variant() {  # variant NAME FLAGS...: stage 2 with FLAGS on a copy of the seed's stage-1 run, then eval
   local out=runs/s${s}_$1; shift
@@ -30,6 +31,9 @@ for s in $seeds; do   # Figure 2 with one start for both scorers: the orthonorma
   method orthonormal amp-maxpool --psi-init orthonormal
   python eval.py --out runs/s${s}_orthonormal > runs/s${s}_orthonormal.txt
 done
+# (Session of 2026-11-23, seed 0: to use both cores, AMP-maxpool ran in its own copy of the stage-1 run instead,
+#  beside the variants: cp -r runs/s0 runs/s0_maxpool && python train.py --stage target --method amp-maxpool
+#  --psi-init orthonormal --out runs/s0_maxpool && python eval.py --out runs/s0_maxpool. Same inputs, same result.)
 for s in ${BASELINE_SEEDS:-0}; do   # Table 1's baselines beside the default AMP run (SPoT-m's source: senti_movies)
   for m in amp-maxpool spot-s spot-m attempt tpt finetune; do method default $m --spot-source senti_movies; done
   python eval.py --out runs/s${s}_default > runs/s${s}_default.txt
