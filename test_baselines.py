@@ -18,6 +18,7 @@ from baselines import (AttemptAttention, TokenBank, params_per_method, scaled_si
                        spot_s_init, spot_s_weights, spot_similarity, tpt_prompt)
 from dam import DAMAttention  # noqa: E402
 import amp  # noqa: E402
+from data import load_task, tokenize  # noqa: E402
 import eval as evaluation  # noqa: E402
 import train  # noqa: E402
 from test_amp import make_tiny_encoder  # noqa: E402
@@ -198,6 +199,19 @@ def source_run(tmp_path_factory):
     return out, sum(p.numel() for p in amp.load_encoder(tiny)[0].parameters())
 
 
+def losses_best(log, prefix):
+    """{job key: its best dev score} for the jobs of a method (TPT's bank phase has no files of its own to check)."""
+    best = {}
+    for r in log:
+        if r["event"] == "epoch" and r["key"].split(":")[0] == prefix and r["key"] != "tpt:bank":
+            best[r["key"]] = max(best.get(r["key"], -1.0), r["dev"])
+    return best
+
+
+def model_tokenizer(out):
+    return amp.load_encoder(json.load(open(os.path.join(out, "config.json")))["run"]["model"])[1]
+
+
 @pytest.mark.parametrize("method", ["amp", "amp-maxpool", "spot-s", "spot-m", "attempt", "tpt", "finetune"])
 def test_each_method_trains_its_formula_keeps_frozen_weights_and_its_files_score_as_trained(source_run, method,
                                                                                              monkeypatch):
@@ -224,8 +238,17 @@ def test_each_method_trains_its_formula_keeps_frozen_weights_and_its_files_score
     assert losses and sum(v[-1] - v[0] for v in losses.values()) < 0, losses   # the loss falls
     for f, b in source_bytes.items():                                       # the source prompts stay as they were
         assert open(os.path.join(out, "source", f), "rb").read() == b
-    result, _, _ = evaluation.evaluate_run(out, 16, "cpu")                  # the saved files load back
-    assert set(result["scores"][method]) == set(TASKS)
-    again, _, _ = evaluation.evaluate_run(out, 5, "cpu")                    # and score the same at any batch size
-    assert again["scores"][method] == result["scores"][method]
+    result, model, P_sources = evaluation.evaluate_run(out, 16, "cpu")     # the saved files load back, and on the
+    assert set(result["scores"][method]) == set(TASKS)                      # dev rows give each job's best dev
+    frozen = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    expect = dict(model=json.load(open(os.path.join(out, "config.json")))["run"]["model"], d=32, l=4)
+    for key, best in losses_best(log, "target" if method == "amp" else method).items():
+        scores = []
+        for n in ([key.split(":")[1]] if ":" in key else TASKS):
+            t, x = TASKS.index(n), load_task(n, max_train=32, max_eval=30)
+            dev = tokenize(x["dev"], model_tokenizer(out), 64)
+            prompt = evaluation.method_prompt(out, method, n, t, model, P_sources, "cpu", expect)
+            scores.append(evaluation.evaluate(model, prompt, dev, t, ["accuracy"], 7, "cpu")["accuracy"])
+            model.encoder.load_state_dict(frozen)
+        assert abs(sum(scores) / len(scores) - best) < 1e-9, (key, scores, best)
     assert sum(fits) == counts["total_with_heads"], (fits, counts)        # README's formula
