@@ -30,6 +30,22 @@ from safetensors.torch import load_file, save_file
 
 from dam import DAMAttention  # noqa: F401  (re-exported: the attention component ψ of paper 3.2.1)
 
+
+class ValueOnly(nn.Module):
+    """An ablation of ψ (train.py --attn identity): A fixed to I, so P'_i = P_i W_V with W_V (d, d) shared by all
+    tasks, starting at I and trained. It has W_V's extra shared parameters and no transfer between tasks."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.W_V = nn.Parameter(torch.eye(d))                                     # (d, d)
+
+    def forward(self, P):                                                         # P (n, l, d)
+        A = torch.eye(P.shape[0], dtype=P.dtype, device=P.device)                 # (n, n)
+        return P @ self.W_V.to(P.dtype), A                                        # (n, l, d), (n, n)
+
+    def num_parameters(self):
+        return self.W_V.numel()
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
@@ -194,7 +210,7 @@ def save_tensors(path, tensors, meta):
 # Every file a run reads back is checked as it is read: one that a full disk cut short or something else overwrote
 # stops the run with one line, `PATH is damaged (what was found); what to do`, and is left as it is.
 TENSORS = {"source": ["P", "head.weight", "head.bias"], "target": ["P", "head.weight", "head.bias", "A"],
-           "psi.safetensors": ["W_Q", "W_K", "W_V"]}   # the tensors each kind of file must hold
+           "psi.safetensors": ["W_V"]}   # the tensors each kind of file must hold (ψ: W_Q, W_K too, unless --attn identity)
 
 
 def run_file(path):

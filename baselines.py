@@ -247,6 +247,7 @@ def params_per_method(l, d, num_labels, k=None, bottleneck=None, bank=None, enco
         "tpt": ("m d + n (m + l) d" if tpt_bank_per_task else "m d + n l d", m * d, tpt_per_task, True),
         "amp": (amp_formula, amp_shared, 0, False),
         "amp-maxpool": (amp_formula, amp_shared, 0, False),
+        "pt-continued": ("n l d", 0, l * d, True),
     }
     out = {}
     for name, (formula, shared, per_task, trains_heads) in rows.items():

@@ -80,11 +80,12 @@ def score(metrics, pred, gold, groups):
     return {m: float(v) for m, v in out.items()}
 
 
-def input_tokens(info, encoder, tokenizer, l):
+def input_tokens(info, encoder, tokenizer, l, cap=None):
     """The one input length of a task, for every stage and every method, in training and in eval.py: the task's
-    max tokens (paper A.3: 256, MultiRC 348), cut so that l + input <= the encoder's positions. The paper trains
-    stage 2 at 384 tokens for every task; we do not, so that every method of a table reads the same tokens."""
-    return min(info["max_tokens"], max_positions(encoder, tokenizer) - l)
+    max tokens (paper A.3: 256, MultiRC 348), or the run's --max-tokens cap if lower, cut so that l + input <= the
+    encoder's positions. The paper trains stage 2 at 384 tokens for every task; we do not, so that every method of
+    a table reads the same tokens."""
+    return min(info["max_tokens"], cap or info["max_tokens"], max_positions(encoder, tokenizer) - l)
 
 
 @torch.inference_mode()
@@ -157,7 +158,8 @@ def draw_attention(tasks, A, path):
 
 
 METHODS = [("finetune", "fine-tuning"), ("prompt", "prompt tuning"), ("spot-s", "SPoT-s"), ("spot-m", "SPoT-m"),
-           ("attempt", "ATTEMPT"), ("tpt", "TPT"), ("amp", "AMP"), ("amp-maxpool", "AMP-maxpool")]   # Table 1's order
+           ("attempt", "ATTEMPT"), ("tpt", "TPT"), ("amp", "AMP"), ("amp-maxpool", "AMP-maxpool"),
+           ("pt-continued", "PT continued")]   # Table 1's order, then the ablation of issue 12
 FOLDER = {"prompt": "source", "amp": "target"}   # where each method keeps its per-task files; the others: M/target
 
 
@@ -216,7 +218,8 @@ def evaluate_run(out, batch_size, device):
             notes[name] = f"not measurable: {len(x['report'])} reporting rows"
             continue
         notes[name] = x["note"]
-        data = tokenize(x["report"], tokenizer, input_tokens(info, encoder, tokenizer, run["prompt_len"]))
+        data = tokenize(x["report"], tokenizer,
+                        input_tokens(info, encoder, tokenizer, run["prompt_len"], run.get("max_tokens")))
         rows += len(data)
         for m in methods:                                                           # the same tokens for every method
             prompt = method_prompt(out, m, name, t, model, P_sources, device, expect)
@@ -230,7 +233,7 @@ def evaluate_run(out, batch_size, device):
                   size=dict(l=run["prompt_len"], d=model.d, num_labels=model.num_labels,
                             encoder=sum(p.numel() for p in encoder.parameters())),
                   protocol=run["protocol"], input_tokens={x["name"]: input_tokens(x["info"], encoder, tokenizer,
-                                                                                  run["prompt_len"]) for x in loaded})
+                                                                                  run["prompt_len"], run.get("max_tokens")) for x in loaded})
     write_json(os.path.join(out, "eval.json"), result)
     return result, model, P_sources
 

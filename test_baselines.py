@@ -212,7 +212,8 @@ def model_tokenizer(out):
     return amp.load_encoder(json.load(open(os.path.join(out, "config.json")))["run"]["model"])[1]
 
 
-@pytest.mark.parametrize("method", ["amp", "amp-maxpool", "spot-s", "spot-m", "attempt", "tpt", "finetune"])
+@pytest.mark.parametrize("method", ["amp", "amp-maxpool", "spot-s", "spot-m", "attempt", "tpt", "finetune",
+                                    "pt-continued"])
 def test_each_method_trains_its_formula_keeps_frozen_weights_and_its_files_score_as_trained(source_run, method,
                                                                                              monkeypatch):
     out, encoder_size = source_run
@@ -252,3 +253,50 @@ def test_each_method_trains_its_formula_keeps_frozen_weights_and_its_files_score
             model.encoder.load_state_dict(frozen)
         assert abs(sum(scores) / len(scores) - best) < 1e-9, (key, scores, best)
     assert sum(fits) == counts["total_with_heads"], (fits, counts)        # README's formula
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Issue 12's ablations and the input cap.
+def copy_run(src, dst):
+    import shutil
+    shutil.copytree(src, dst)
+    return str(dst)
+
+
+def test_pt_continued_starts_from_each_tasks_source_prompt_and_head(source_run, tmp_path):
+    out = copy_run(source_run[0], tmp_path / "run")     # a learning rate of ~0: the start is what is saved
+    train.main(["--stage", "target", "--method", "pt-continued", "--lr", "1e-30", "--head-lr", "1e-30",
+                "--max-steps", "1", "--out", out])
+    for n in TASKS:
+        src, _ = amp.load_tensors(os.path.join(out, "source", f"{n}.safetensors"), {})
+        got, _ = amp.load_tensors(os.path.join(out, "pt-continued", "target", f"{n}.safetensors"), {})
+        for k in ["P", "head.weight", "head.bias"]:
+            assert torch.allclose(got[k], src[k], atol=1e-6), (n, k)
+
+
+def test_attn_identity_trains_only_w_v_and_each_target_prompt_is_its_own_source_prompt_times_w_v(source_run,
+                                                                                                  tmp_path):
+    out = copy_run(source_run[0], tmp_path / "run")
+    train.main(["--stage", "target", "--attn", "identity", "--lr", "1e-2", "--max-steps", "3", "--out", out])
+    psi, _ = amp.load_tensors(os.path.join(out, "psi.safetensors"), {})
+    assert set(psi) == {"W_V"} and not torch.allclose(psi["W_V"], torch.eye(32))        # W_V trained, alone
+    for i, n in enumerate(TASKS):
+        src, _ = amp.load_tensors(os.path.join(out, "source", f"{n}.safetensors"), {})
+        got, _ = amp.load_tensors(os.path.join(out, "target", f"{n}.safetensors"), {})
+        assert torch.allclose(got["P"], src["P"] @ psi["W_V"], atol=1e-5)
+        assert torch.equal(got["A"], torch.eye(2)[i])
+
+
+def test_max_tokens_caps_every_input_and_later_stages_keep_the_runs_cap(tmp_path, capsys):
+    tiny = make_tiny_encoder(tmp_path / "tiny")
+    out = str(tmp_path / "run")
+    train.main(["--stage", "source", "--tasks", "para_people", "--model", tiny, "--max-train", "16", "--max-eval",
+                "16", "--prompt-len", "4", "--max-steps", "1", "--max-tokens", "9", "--out", out])
+    info, (encoder, tok) = load_task("para_people")["info"], amp.load_encoder(tiny)
+    assert evaluation.input_tokens(info, encoder, tok, 4, 9) == 9 and evaluation.input_tokens(info, encoder, tok, 4) == 64
+    train.main(["--stage", "target", "--max-steps", "1", "--out", out])
+    result, _, _ = evaluation.evaluate_run(out, 16, "cpu")
+    assert result["input_tokens"] == {"para_people": 9}                   # eval reads the run's cap
+    with pytest.raises(SystemExit) as e:
+        train.main(["--stage", "target", "--method", "spot-s", "--max-tokens", "20", "--out", out])
+    assert e.value.code == 2 and "--max-tokens 20 differs from the run's 9" in capsys.readouterr().err

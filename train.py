@@ -28,14 +28,14 @@ import time
 import torch
 from tqdm import tqdm
 
-from amp import (DEFAULT_MODEL, DAMAttention, ModelError, PromptModel, init_prompt, load_encoder, load_tensors,
-                 prompts_per_example, read_json, save_tensors, seed_for, write_json)
+from amp import (DEFAULT_MODEL, DAMAttention, ModelError, PromptModel, ValueOnly, init_prompt, load_encoder,
+                 load_tensors, prompts_per_example, read_json, save_tensors, seed_for, write_json)
 from baselines import attempt_jobs, finetune_jobs, source_prompts, spot_init, tpt_jobs
 from data import DataError, load_task, parse_tasks, tokenize
 from eval import EVAL_BATCH, evaluate, input_tokens, pick_device
 from loop import Stop, fit, log
 
-METHODS = ["amp", "amp-maxpool", "spot-s", "spot-m", "attempt", "tpt", "finetune"]
+METHODS = ["amp", "amp-maxpool", "spot-s", "spot-m", "attempt", "tpt", "finetune", "pt-continued"]
 ap = argparse.ArgumentParser(description="AMP: train source prompts (stage 1) or the attention component (stage 2).")
 ap.add_argument("--stage", choices=["source", "target"], help="source: stage 1, one prompt per task (paper 3.1); "
                 "target: stage 2, the attention component ψ over the source prompts (paper 3.2)")
@@ -54,6 +54,8 @@ ap.add_argument("--protocol", choices=["honest", "paper"], default="honest", hel
 ap.add_argument("--carve", action="store_true", help="carve a missing train split from the reporting split (marked †)")
 ap.add_argument("--max-train", type=int, help="at most this many training examples per task (the same ones each run)")
 ap.add_argument("--max-eval", type=int, help="at most this many dev and reporting examples per task")
+ap.add_argument("--max-tokens", type=int, help="cut every task's input to this many tokens (default: the task's own, "
+                "paper A.3: 256; MultiRC 348), in every stage, method and eval.py")
 ap.add_argument("--seed", type=int, default=0, help="seed for prompt init, heads, data order and dropout")
 # How a stage trains.
 ap.add_argument("--out", default="runs/amp", help="the run folder")
@@ -69,9 +71,12 @@ ap.add_argument("--patience", type=int, default=5, help="early stopping: epochs 
 # Stage 2, the attention component (paper 3.2.1).
 ap.add_argument("--k", type=int, help="size of queries and keys (default: d, as the paper's k = 768 = d)")
 ap.add_argument("--method", choices=METHODS, default="amp", help="what stage target trains (paper Table 1): amp (DAM, "
-                "the default), amp-maxpool (Figure 2), spot-s, spot-m, attempt, tpt, finetune; each writes into OUT/METHOD/, "
+                "the default), amp-maxpool (Figure 2), spot-s, spot-m, attempt, tpt, finetune; pt-continued (an ablation: each "
+                "source prompt and head tuned on for stage target's epochs); each writes into OUT/METHOD/, "
                 "amp into OUT/")
 ap.add_argument("--spot-source", default="mnli", help="SPoT-m's source task (paper: MNLI); trained first if the run lacks it")
+ap.add_argument("--attn", choices=["learned", "identity"], default="learned", help="A: learned = softmax of the "
+                "scores (paper); identity = A fixed to I, P'_i = P_i W_V (an ablation: W_V without transfer)")
 ap.add_argument("--wv", choices=["train", "fixed"], default="train", help="W_V: train = a d×d matrix trained from I "
                 "(paper, default); fixed = I, each target prompt a convex combination of source prompts")
 ap.add_argument("--psi-init", choices=["identity", "orthonormal", "eye", "random"], default="identity", help="W_Q, "
@@ -96,10 +101,13 @@ STAGE_DEFAULTS = {  # flags left unset. Demo: chosen by measurement (README). Pa
               "target": dict(epochs=10, lr=5e-5, head_lr=5e-5, batch_size=8, warmup=500)}}
 STAGE_DEFAULTS["demo"]["finetune"] = dict(epochs=15, lr=5e-5, head_lr=5e-5, batch_size=16, warmup=10)   # ours, not
 STAGE_DEFAULTS["paper"]["finetune"] = dict(epochs=10, lr=2e-5, head_lr=2e-5, batch_size=8, warmup=500)  # the paper's
-KIND = {"amp-maxpool": "target", "finetune": "finetune"}   # the defaults a method takes; SPoT, ATTEMPT, TPT: source's
-RUN_KEYS = ["preset", "tasks", "model", "data_dir", "prompt_len", "protocol", "carve", "max_train", "max_eval", "seed"]
+for _p in STAGE_DEFAULTS.values():   # prompt tuning continued: stage source's rates for stage target's epochs
+    _p["pt-continued"] = dict(_p["source"], epochs=_p["target"]["epochs"])
+KIND = {"amp-maxpool": "target", "finetune": "finetune", "pt-continued": "pt-continued"}   # the defaults a method takes; SPoT, ATTEMPT, TPT: source's
+RUN_KEYS = ["preset", "tasks", "model", "data_dir", "prompt_len", "protocol", "carve", "max_train", "max_eval",
+            "max_tokens", "seed"]
 STAGE_KEYS = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_decay", "patience", "k", "scores",
-              "wv", "psi_init", "train_heads", "encoder_dropout", "ckpt_every", "method", "spot_source"]
+              "wv", "attn", "psi_init", "train_heads", "encoder_dropout", "ckpt_every", "method", "spot_source"]
 OUTPUTS = {"source": ["config.json", "log.jsonl", "source", "ckpt.pt", *METHODS[1:]],
            "target": ["psi.safetensors", "target", "attention.json", "eval.json", "attention.png", "ckpt.pt"],
            **{m: [m, "eval.json", "ckpt.pt"] for m in METHODS[1:]}}     # what --overwrite removes (first: "done")
@@ -120,7 +128,8 @@ def parse(argv):
         setattr(a, k, getattr(a, k) if given(k) else v)
     if (a.stage is None) == (a.add_task is None):
         fail("say what to train: --stage source, --stage target, or --add-task NAME")
-    for k in ["prompt_len", "batch_size", "epochs", "max_steps", "k", "patience", "ckpt_every", "max_train", "max_eval"]:
+    for k in ["prompt_len", "batch_size", "epochs", "max_steps", "k", "patience", "ckpt_every", "max_train", "max_eval",
+              "max_tokens"]:
         if getattr(a, k) is not None and getattr(a, k) <= 0:
             fail(f"--{k.replace('_', '-')} must be positive, got {getattr(a, k)}")
     if any(x is not None and x <= 0 for x in (a.lr, a.head_lr)) or (a.warmup or 0) < 0 or a.weight_decay < 0:
@@ -154,7 +163,7 @@ def parse(argv):
             a.data_dir = a.data_dir or cfg["run"]["data_dir"]
             a.tasks = cfg["run"]["tasks"] if not given("tasks") else parse_tasks(a.tasks, a.data_dir)
             for k in RUN_KEYS:
-                was = cfg["run"].get(k, "demo")                  # runs made before presets were recorded: demo
+                was = cfg["run"].get(k, "demo" if k == "preset" else None)   # older runs: demo, no cap
                 if given(k) and k != "data_dir" and getattr(a, k) != was:
                     fail(f"--{k.replace('_', '-')} {getattr(a, k)} differs from the run's {was} "
                          f"({cfg_path}); later stages take it from there")
@@ -198,10 +207,11 @@ def parse(argv):
     return a, cfg
 
 
-def stage_source(a, env, names, folder="source", init=None):
+def stage_source(a, env, names, folder="source", init=None, new_heads=True):
     """Paper 3.1: prompt tuning; P_t (l, d) and the task's head are the only trained weights. Every task is a job
     of fit(), so all of them train in one pass; a finished task's files are written as soon as it stops.
-    init: {task: (l, d)} starting prompts (SPoT), else tokens sampled from common vocabulary (paper 4.2)."""
+    init: {task: (l, d)} starting prompts (SPoT), else tokens sampled from common vocabulary (paper 4.2).
+    new_heads: start each head afresh (False: go on from the head in the model, pt-continued)."""
     model, device, jobs = env["model"], env["device"], []
     for name in names:
         path = os.path.join(a.out, folder, f"{name}.safetensors")
@@ -212,7 +222,8 @@ def stage_source(a, env, names, folder="source", init=None):
         P = init[name].clone() if init else init_prompt(model.encoder, env["tokenizer"], a.prompt_len,
                                                          torch.Generator().manual_seed(seed_for(a.seed, name)))
         P = torch.nn.Parameter(P.to(device))                                     # (l, d)
-        model.heads[t].reset_parameters()
+        if new_heads:
+            model.heads[t].reset_parameters()
         head = list(model.heads[t].parameters())
         print(f"{name}: trains {P.numel():,} prompt parameters (l·d) + {sum(p.numel() for p in head):,} in its head")
 
@@ -234,14 +245,15 @@ def stage_target(a, env, names, new=None, folder=""):
     model, device = env["model"], env["device"]
     P = source_prompts(a.out, env, names)                                        # (n, l, d) frozen
     torch.manual_seed(seed_for(a.seed, "target"))
-    psi = DAMAttention(model.d, a.k, scores=a.scores, train_wv=a.wv == "train",
-                       init="random" if a.psi_init == "random" else "eye").to(device)
+    psi = ValueOnly(model.d).to(device) if a.attn == "identity" else \
+        DAMAttention(model.d, a.k, scores=a.scores, train_wv=a.wv == "train",
+                     init="random" if a.psi_init == "random" else "eye").to(device)
     psi_meta = dict(model=env["meta"]["model"], d=model.d, k=a.k or model.d, scores=a.scores, wv=a.wv)
     out = os.path.join(a.out, folder)
     psi_path = os.path.join(out, "psi.safetensors")
     if new:
         psi.load_state_dict(load_tensors(psi_path, psi_meta)[0])
-    elif a.psi_init in ("identity", "orthonormal"):
+    elif a.psi_init in ("identity", "orthonormal") and a.attn == "learned":
         try:
             print(f"stage target: {psi.start_near_identity(P, names=names, basis='auto' if a.psi_init == 'identity' else a.psi_init)}")
         except ValueError as e:   # no sound start for these prompts: the message says what to do
@@ -250,7 +262,8 @@ def stage_target(a, env, names, new=None, folder=""):
     for p in heads:
         p.requires_grad_(a.train_heads)
     groups = [(list(psi.parameters()), a.lr)] + ([(heads, a.head_lr)] if a.train_heads else [])
-    print(f"stage target: ψ has {psi.num_parameters():,} trainable parameters (2dk{' + d²' if a.wv == 'train' else ''}"
+    formula = "d², W_V only" if a.attn == "identity" else "2dk + d²" if a.wv == "train" else "2dk"
+    print(f"stage target: ψ has {psi.num_parameters():,} trainable parameters ({formula}"
           f"; paper A.1){f' + heads {sum(p.numel() for p in heads):,}' if a.train_heads else ''}")
 
     def done():
@@ -285,7 +298,7 @@ def setup(a, names):
     for n in names:
         if tasks[n]["note"]:
             print(f"{n}: {tasks[n]['note']}")
-    length = {n: input_tokens(tasks[n]["info"], encoder, tokenizer, a.prompt_len) for n in names}
+    length = {n: input_tokens(tasks[n]["info"], encoder, tokenizer, a.prompt_len, a.max_tokens) for n in names}
     return dict(device=device, tokenizer=tokenizer, model=model, tasks=tasks, ids={n: i for i, n in enumerate(names)},
                 train=[tokenize(tasks[n]["train"], tokenizer, length[n]) for n in names],
                 dev=[tokenize(tasks[n]["dev"], tokenizer, length[n]) for n in names],
@@ -331,6 +344,10 @@ def main(argv=None):
                 stage_source(argparse.Namespace(**{**vars(a), **cfg["source"]}), env, [a.spot_source])
             init = spot_init(a.method, a.out, env, a.tasks, a.spot_source)
             stage_source(a, env, a.tasks, folder=f"{a.method}/target", init=init)
+        elif a.method == "pt-continued":   # each task's source prompt and head, tuned on
+            env = setup(a, a.tasks)
+            init = dict(zip(a.tasks, source_prompts(a.out, env, a.tasks)))   # loads the stage-1 heads too
+            stage_source(a, env, a.tasks, folder="pt-continued/target", init=init, new_heads=False)
         else:
             env = setup(a, a.tasks)
             for jobs in {"attempt": attempt_jobs, "tpt": tpt_jobs, "finetune": finetune_jobs}[a.method](a, env, a.tasks):

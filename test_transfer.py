@@ -1,0 +1,68 @@
+"""Tests of transfer.py: the rank correlation on hand-made values, and one tiny study through the command line (each
+cell is the transferred prompt's score minus prompt tuning's, the run's files stay as they were, and a second call
+trains nothing again).
+
+  python -m pytest -q test_transfer.py
+"""
+import json
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import amp  # noqa: E402
+import eval as evaluation  # noqa: E402
+import train  # noqa: E402
+import transfer  # noqa: E402
+from data import load_task, tokenize  # noqa: E402
+from test_amp import make_tiny_encoder  # noqa: E402
+
+
+def test_spearman_is_one_for_the_same_order_minus_one_for_the_reverse_and_averages_ties():
+    assert transfer.spearman([1, 2, 3, 4], [10, 20, 35, 90]) == pytest.approx(1.0)
+    assert transfer.spearman([1, 2, 3, 4], [9, 5, 2, 1]) == pytest.approx(-1.0)
+    assert list(transfer.ranks([5, 1, 5, 3])) == [3.5, 1.0, 3.5, 2.0]
+    assert transfer.spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(1.5 / 3 ** 0.5)   # hand-computed, ties shared
+
+
+TASKS = ["senti_movies", "senti_food", "colours"]
+
+
+def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(tmp_path):
+    tiny, out = make_tiny_encoder(tmp_path / "tiny"), str(tmp_path / "run")
+    common = ["--max-train", "32", "--max-eval", "30", "--prompt-len", "4"]
+    train.main(["--stage", "source", "--tasks", ",".join(TASKS), "--model", tiny, *common, "--max-steps", "2",
+                "--out", out])
+    train.main(["--stage", "target", "--max-steps", "2", "--out", out])
+    before = {f: open(os.path.join(out, "source", f), "rb").read() for f in os.listdir(os.path.join(out, "source"))}
+    transfer.main(["--out", out, "--targets", "senti_food", "--max-steps", "2"])
+    r = json.load(open(os.path.join(out, "transfer.json")))
+    assert set(r["measured"]["senti_food"]) == {"senti_movies", "colours"}
+    assert all(open(os.path.join(out, "source", f), "rb").read() == b for f, b in before.items())
+    enc, tok = amp.load_encoder(tiny)
+    model = amp.PromptModel(enc, [2, 2, 2])
+    report = tokenize(load_task("senti_food", max_train=32, max_eval=30)["report"], tok, 64)
+    for S in ["senti_movies", "colours"]:   # the cell, recomputed from the saved transferred prompt
+        W, _ = amp.load_tensors(os.path.join(out, "transfer", S, "spot-m", "target", "senti_food.safetensors"), {})
+        model.heads[1].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
+        got = evaluation.evaluate(model, W["P"], report, 1, ["accuracy"], 16, "cpu")["accuracy"]
+        assert r["measured"]["senti_food"][S] == pytest.approx(got - r["pt"]["senti_food"])
+    P = torch.stack([amp.load_tensors(os.path.join(out, "source", f"{t}.safetensors"), {})[0]["P"] for t in TASKS])
+    m = P.mean(dim=1)
+    assert r["rankings"]["dot"]["senti_food"]["colours"] == pytest.approx(float(m[1] @ m[2]), rel=1e-5)
+    A = json.load(open(os.path.join(out, "attention.json")))["A"]
+    assert r["rankings"]["amp"]["senti_food"] == {"senti_movies": A[1][0], "colours": A[1][2]}
+    cell = os.path.join(out, "transfer", "colours", "spot-m", "target", "senti_food.safetensors")
+    stamp = os.stat(cell).st_mtime_ns
+    transfer.main(["--out", out, "--targets", "senti_food"])                # done: nothing is trained again
+    assert os.stat(cell).st_mtime_ns == stamp
+
+
+def test_a_target_outside_the_run_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"run": {"tasks": TASKS, "data_dir": None}}))
+    with pytest.raises(SystemExit) as e:
+        transfer.main(["--out", str(out), "--targets", "para_people"])
+    assert e.value.code == 2 and "--targets para_people not in the run's tasks" in capsys.readouterr().err

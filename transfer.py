@@ -1,0 +1,225 @@
+"""transfer.py: AMP's attention held against measured transfer (issue 12; paper 1 and 5.3 claim that A finds the
+source tasks that help a target, with no manual search).
+
+For each target task T of a finished run and each other task S of the run, T's prompt starts from S's source
+prompt and is prompt-tuned on T with a fresh head and the run's stage-source flags (SPoT's transfer: train.py
+--method spot-m --spot-source S, trained on T only, in OUT/transfer/S/). The measured transfer of S to T is that
+prompt's score on T's reporting split minus prompt tuning's (T's own source prompt, from the usual start):
+
+    M_TS = score(T | start P_S) - score(T | start from vocabulary)
+
+Per target, four rankings of the sources are compared with row M_T (Spearman's ρ, and whether the top-ranked
+source is the best measured one):
+    amp      AMP's learned attention row A_T (attention.json, without the diagonal)
+    dot      mean(P_T) · mean(P_S), the order ψ's identity start begins from (dam.py)
+    cosine   cos(mean P_T, mean P_S), SPoT's similarity (baselines.spot_similarity)
+    attempt  ATTEMPT's attention on S, averaged over T's reporting examples (only if the run has ATTEMPT)
+
+  python transfer.py --out runs/lr0 --targets senti_food_32,para_people_32,entail_trips_32
+  python transfer.py --out runs/lr0 runs/lr1 runs/lr2 --targets ... --json results/transfer.json   # seeds
+Writes OUT/transfer.json and OUT/transfer.png (M beside AMP's attention rows). Tiny CPU example (a minute):
+  python train.py --stage source --tasks senti_movies,senti_food,colours --max-steps 5 --out runs/tiny3
+  python train.py --stage target --max-steps 5 --out runs/tiny3
+  python transfer.py --out runs/tiny3 --targets senti_food --max-steps 5
+"""
+import argparse
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+
+import train
+from amp import ModelError, PromptModel, load_encoder, load_tensors, read_json, write_json
+from baselines import AttemptAttention, scaled_sizes, spot_similarity
+from data import DataError, collate, load_task, parse_tasks, tokenize
+from eval import EVAL_BATCH, evaluate, input_tokens, pick_device
+
+ap = argparse.ArgumentParser(description="Measured single-source transfer against AMP's attention (issue 12).")
+ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s) with stage source and target done; "
+                "several (seeds) are summed up together")
+ap.add_argument("--targets", required=True, help="comma list of the run's tasks to measure transfer into")
+ap.add_argument("--max-steps", type=int, help="cap each transfer run's steps (default: the run's stage-source epochs)")
+ap.add_argument("--json", help="also write every run's matrices and rankings, and the summary, to this file")
+ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+
+
+def fail(msg):
+    print(f"transfer.py: error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def measure(out, targets, max_steps):
+    """Train T from each other task's source prompt (SPoT-m on T alone), one sub-run per source S in
+    OUT/transfer/S/ (a copy of the run's config and source prompts); a finished sub-run is kept, not redone."""
+    cfg = read_json(os.path.join(out, "config.json"), need=["run", "source"])
+    for S in cfg["run"]["tasks"]:
+        ts = [t for t in targets if t != S]
+        sub = os.path.join(out, "transfer", S)
+        if not ts or all(os.path.exists(os.path.join(sub, "spot-m", "target", f"{t}.safetensors")) for t in ts):
+            continue
+        resume = os.path.exists(os.path.join(sub, "config.json"))
+        if not resume:   # a run of the targets alone, with the run's flags and the source prompts it reads
+            os.makedirs(os.path.join(sub, "source"))
+            for t in ts + [S]:
+                for ext in (".safetensors", ".json"):
+                    shutil.copy(os.path.join(out, "source", t + ext), os.path.join(sub, "source", t + ext))
+            write_json(os.path.join(sub, "config.json"), dict(run=dict(cfg["run"], tasks=ts), source=cfg["source"]))
+        print(f"transfer: {', '.join(ts)} from {S}'s source prompt")
+        train.main(["--stage", "target", "--method", "spot-m", "--spot-source", S,
+                    "--out", sub, *(["--resume"] if resume else []),
+                    *(["--max-steps", str(max_steps)] if max_steps else [])])
+
+
+def ranks(x):
+    """Average ranks (1 = smallest) of a 1-d array, ties sharing their mean rank."""
+    x = np.asarray(x, dtype=float)
+    order, r = np.argsort(x, kind="stable"), np.empty(len(x))
+    r[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        r[x == v] = r[x == v].mean()
+    return r
+
+
+def spearman(x, y):
+    """Spearman's ρ: Pearson's correlation of the average ranks; nan when either side is constant."""
+    a, b = ranks(x) - ranks(x).mean(), ranks(y) - ranks(y).mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+@torch.no_grad()
+def study(out, targets, device):
+    """-> {"targets", "sources", "measured": {T: {S: M_TS}}, "pt": {T: score}, "rankings": {kind: {T: {S: v}}},
+    "spearman": {kind: {T: ρ}}, "top1": {kind: {T: bool}}, "metric"} for one run."""
+    run = read_json(os.path.join(out, "config.json"), need=["run"])["run"]
+    tasks = run["tasks"]
+    encoder, tokenizer = load_encoder(run["model"])
+    loaded = {t: load_task(t, run["data_dir"], run["protocol"], run["carve"], run["max_train"], run["max_eval"])
+              for t in tasks}
+    model = PromptModel(encoder, [loaded[t]["info"]["num_labels"] for t in tasks]).to(device)
+    expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
+    P = torch.stack([load_tensors(os.path.join(out, "source", f"{t}.safetensors"), dict(expect, task=t))[0]["P"]
+                     for t in tasks]).to(device)                                  # (n, l, d)
+    A = read_json(os.path.join(out, "attention.json"), need=["tasks", "A"])
+    if A["tasks"] != tasks:
+        raise DataError(f"{out}/attention.json is over {A['tasks']}, the run over {tasks}; redo stage target")
+    mean = P.float().mean(dim=1)                                                  # (n, d)
+    dot, cos = (mean @ mean.T).tolist(), spot_similarity(P).tolist()              # (n, n) each
+    res = dict(targets=targets, sources=tasks, measured={}, pt={}, rankings=dict(amp={}, dot={}, cosine={}),
+               metric={t: loaded[t]["info"]["metrics"][0] for t in targets})
+
+    def score(path, T):
+        t, info = tasks.index(T), loaded[T]["info"]
+        W, _ = load_tensors(path, dict(expect, task=T))
+        model.heads[t].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
+        data = tokenize(loaded[T]["report"], tokenizer, input_tokens(info, encoder, tokenizer, run["prompt_len"],
+                                                                     run.get("max_tokens")))
+        return evaluate(model, W["P"].to(device), data, t, info["metrics"], EVAL_BATCH, device)[info["metrics"][0]]
+
+    for T in targets:
+        i, others = tasks.index(T), [S for S in tasks if S != T]
+        res["pt"][T] = score(os.path.join(out, "source", f"{T}.safetensors"), T)
+        res["measured"][T] = {S: score(os.path.join(out, "transfer", S, "spot-m", "target", f"{T}.safetensors"), T)
+                              - res["pt"][T] for S in others}
+        for kind, M in (("amp", A["A"]), ("dot", dot), ("cosine", cos)):
+            res["rankings"][kind][T] = {S: M[i][tasks.index(S)] for S in others}
+    if os.path.exists(os.path.join(out, "attempt", "attention.safetensors")):
+        res["rankings"]["attempt"] = attempt_rows(out, run, targets, loaded, model, tokenizer, P, expect, device)
+    res["spearman"] = {k: {T: spearman([r[T][S] for S in r[T]], [res["measured"][T][S] for S in r[T]])
+                           for T in targets} for k, r in res["rankings"].items()}
+    best = {T: max(res["measured"][T].values()) for T in targets}
+    res["top1"] = {k: {T: res["measured"][T][max(r[T], key=r[T].get)] == best[T] for T in targets}
+                   for k, r in res["rankings"].items()}
+    return res
+
+
+def attempt_rows(out, run, targets, loaded, model, tokenizer, P, expect, device):
+    """{T: {S: ATTEMPT's weight on S's source prompt, averaged over T's reporting examples}}."""
+    tasks = run["tasks"]
+    att = AttemptAttention(model.d, scaled_sizes(model.d, run["prompt_len"])["bottleneck"]).to(device)
+    att.load_state_dict(load_tensors(os.path.join(out, "attempt", "attention.safetensors"), expect)[0])
+    embed, rows = model.encoder.get_input_embeddings(), {}
+    for T in targets:
+        info = loaded[T]["info"]
+        own = load_tensors(os.path.join(out, "attempt", "target", f"{T}.safetensors"), dict(expect, task=T))[0]["P"]
+        data = tokenize(loaded[T]["report"], tokenizer, input_tokens(info, model.encoder, tokenizer, run["prompt_len"],
+                                                                     run.get("max_tokens")))
+        total = torch.zeros(len(tasks) + 1)
+        for s in range(0, len(data), EVAL_BATCH):
+            b = collate([data[j] for j in range(s, min(s + EVAL_BATCH, len(data)))], model.pad_id)
+            ids, mask = b["input_ids"].to(device), b["attention_mask"].to(device)
+            total += att(P, own.to(device).expand(len(ids), -1, -1), embed(ids), mask)[1].sum(0).float().cpu()
+        rows[T] = {S: float(total[j]) / len(data) for j, S in enumerate(tasks) if S != T}
+    return rows
+
+
+def draw(res, path):
+    """The measured transfer M (targets × sources) beside AMP's attention rows for the same targets."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    T, S = res["targets"], res["sources"]
+    M = np.array([[res["measured"][t].get(s, np.nan) for s in S] for t in T])
+    A = np.array([[res["rankings"]["amp"][t].get(s, np.nan) for s in S] for t in T])
+    fig, axes = plt.subplots(1, 2, figsize=(2 + 1.1 * len(S), 1.5 + 0.6 * len(T)), constrained_layout=True)
+    lim = np.nanmax(np.abs(M)) or 1.0
+    for ax, X, title, kw in ((axes[0], M, "measured transfer (points vs prompt tuning)", dict(cmap="RdBu",
+                              vmin=-lim, vmax=lim)), (axes[1], A, "AMP attention A (off-diagonal)", dict(cmap="viridis"))):
+        im = ax.imshow(X, **kw)
+        ax.set_xticks(range(len(S)), S, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(len(T)), T, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        for (r, c), v in np.ndenumerate(X):
+            if not np.isnan(v):
+                ax.text(c, r, f"{v:.1f}" if X is M else f"{v:.2f}", ha="center", va="center", fontsize=7)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    a = ap.parse_args(argv)
+    targets = a.targets.split(",")
+    try:
+        for out in a.out:
+            if not os.path.exists(os.path.join(out, "config.json")):
+                fail(f"{out} holds no run; train one with python train.py --stage source --out {out}")
+            cfg = read_json(os.path.join(out, "config.json"), need=["run"])
+            missing = [t for t in targets if t not in cfg["run"]["tasks"]]
+            if missing:
+                fail(f"--targets {', '.join(missing)} not in the run's tasks {', '.join(cfg['run']['tasks'])}")
+            if not os.path.exists(os.path.join(out, "attention.json")):
+                fail(f"{out} has no stage target yet; run python train.py --stage target --out {out}")
+        parse_tasks(a.targets, cfg["run"]["data_dir"])
+        results = {}
+        for out in a.out:
+            measure(out, targets, a.max_steps)
+            results[out] = study(out, targets, pick_device(a.device))
+            write_json(os.path.join(out, "transfer.json"), results[out])
+            draw(results[out], os.path.join(out, "transfer.png"))
+    except (DataError, ModelError) as e:
+        fail(str(e))
+    print(f"\nmeasured transfer: target score from each source's prompt minus prompt tuning's ({len(a.out)} run(s))")
+    summary = {}
+    for kind in ["amp", "dot", "cosine", "attempt"]:
+        rho = [r["spearman"][kind][T] for r in results.values() if kind in r["spearman"] for T in targets]
+        hit = [r["top1"][kind][T] for r in results.values() if kind in r["top1"] for T in targets]
+        if rho:
+            summary[kind] = dict(spearman_mean=float(np.nanmean(rho)), spearman_std=float(np.nanstd(rho)),
+                                 top1=int(sum(hit)), pairs=len(hit), chance_top1=float(np.mean(
+                                     [1 / (len(r["sources"]) - 1) for r in results.values()])) * len(hit))
+            print(f"  {kind:8s} Spearman ρ {summary[kind]['spearman_mean']:+.2f} ± {summary[kind]['spearman_std']:.2f}"
+                  f"   top-1 = best measured: {sum(hit)} of {len(hit)} (chance {summary[kind]['chance_top1']:.1f})")
+    for out, r in results.items():
+        for T in targets:
+            best = max(r["measured"][T], key=r["measured"][T].get)
+            print(f"  {out} {T}: prompt tuning {r['pt'][T]:.2f}; best source {best} "
+                  f"({r['measured'][T][best]:+.2f}); AMP's top {max(r['rankings']['amp'][T], key=r['rankings']['amp'][T].get)}")
+    if a.json:
+        write_json(a.json, dict(runs=results, summary=summary))
+
+
+if __name__ == "__main__":
+    main()
