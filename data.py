@@ -4,13 +4,13 @@
   (nyu-mll/glue, aps/super_glue, ...), or from `<data-dir>/<task>/<split>.jsonl` in the same schema (../shared/data).
 - Your own tasks: `<data-dir>/<name>/{train,validation[,test]}.jsonl`, rows {"text", "text_pair"?, "label"}, and an
   optional task.json {"metric": "accuracy" | "f1" | "pearson" | ..., "num_labels": C, "labels": [names]}.
-- The offline demo suite (default): 8 generated tasks, 3 families of related tasks and one unrelated, so whether
-  AMP's attention finds related sources can be checked against ground truth; `lowres`: one target per family
-  with 32 training rows (`*_32`) beside its full-size siblings.
+- The offline demo suites: `demo`, 8 generated tasks, 3 families of related tasks and one unrelated, so whether
+  AMP's attention finds related sources can be checked against ground truth; `lowres` (the default): the same 8
+  with one target per family cut to 32 training rows (`*_32`) beside its full-size siblings.
 - Honest splits (ATTEMPT's protocol): `split_task`. Batches: `task_batches`; mixing (paper 4.2): `epoch_batches`.
 
 Run:
-  python data.py                                   # the demo suite (or --tasks lowres): sizes, one example each
+  python data.py                                   # the lowres suite (or --tasks demo): sizes, one example each
   python data.py --tasks paper --data-dir ../shared/data --carve   # the 11 tasks from a local copy
 """
 import argparse
@@ -383,7 +383,7 @@ def epoch_batches(sizes, batch_size, seed, epoch, K=K_CAP):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="Show the tasks data.py loads: sizes, splits, families, one example.")
-    ap.add_argument("--tasks", default="demo", help="demo | lowres | paper | comma list of task names and folders")
+    ap.add_argument("--tasks", default="lowres", help="lowres (the default) | demo | paper | comma list of tasks, folders")
     ap.add_argument("--data-dir", default=None, help="folder of <task>/<split>.jsonl (default: the hub)")
     ap.add_argument("--protocol", default="honest", choices=["honest", "paper"], help="split protocol (see split_task)")
     ap.add_argument("--carve", action="store_true", help="carve a missing train split from the reporting split")

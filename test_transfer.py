@@ -53,6 +53,8 @@ def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(t
     assert r["rankings"]["dot"]["senti_food"]["colours"] == pytest.approx(float(m[1] @ m[2]), rel=1e-5)
     A = json.load(open(os.path.join(out, "attention.json")))["A"]
     assert r["rankings"]["amp"]["senti_food"] == {"senti_movies": A[1][0], "colours": A[1][2]}
+    top = "senti_movies" if A[1][0] > A[1][2] else "colours"                # AMP's top pick, and its transfer
+    assert r["top1_gain"]["amp"]["senti_food"] == r["measured"]["senti_food"][top]
     cell = os.path.join(out, "transfer", "colours", "spot-m", "target", "senti_food.safetensors")
     stamp = os.stat(cell).st_mtime_ns
     transfer.main(["--out", out, "--targets", "senti_food"])                # done: nothing is trained again

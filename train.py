@@ -9,8 +9,9 @@
                                     # only NAME's target prompt is written, the others stay byte-identical
 
 Stage 1 trains every task's prompt in one pass (loop.fit: the tasks take turns, one batch each, each task with
-its own schedule, early stopping and checkpointed position). The defaults run the offline demo suite (data.py)
-on all-MiniLM-L6-v2 on a CPU in minutes; their learning rates and epochs were chosen on dev scores (README.md).
+its own schedule, early stopping and checkpointed position). The defaults run the offline low-resource demo suite
+(data.py, --tasks lowres) on all-MiniLM-L6-v2 on a CPU in under 10 minutes; their learning rates and epochs were
+chosen on dev scores of the full-size demo suite (README.md).
 --preset paper is the paper's setting (roberta-base, the 11 tasks, l = 100, AdamW at 1e-4 / 5e-5, 30 / 10
 epochs, batch 8, 500 warmup steps) for a GPU and the hub; the run remembers it for its later stages.
 Tiny CPU example (a minute):
@@ -44,7 +45,8 @@ ap.add_argument("--add-task", metavar="NAME", help="paper 3.4: add task NAME to 
 ap.add_argument("--preset", choices=["demo", "paper"], default="demo", help="paper: roberta-base, the 11 tasks, "
                 "l=100, batch 8, 500 warmup steps, lr 1e-4 / 5e-5, 30 / 10 epochs (paper 4.2, A.3)")
 # What the run is: fixed by --stage source, read back from OUT/config.json by the later stages.
-ap.add_argument("--tasks", default="demo", help="demo (8 generated tasks) | paper (the 11) | comma list, custom "
+ap.add_argument("--tasks", default="lowres", help="lowres (8 generated tasks, 3 with 32 training rows; the default) | "
+                "demo (the 8 at full size) | paper (the 11) | comma list, custom "
                 "folders of --data-dir included")
 ap.add_argument("--model", default=DEFAULT_MODEL, help="encoder: hub name or local folder (paper: roberta-base)")
 ap.add_argument("--data-dir", default=None, help="folder of <task>/<split>.jsonl (default: the hub; demo needs none)")

@@ -132,6 +132,8 @@ def study(out, targets, device):
     best = {T: max(res["measured"][T].values()) for T in targets}
     res["top1"] = {k: {T: res["measured"][T][max(r[T], key=r[T].get)] == best[T] for T in targets}
                    for k, r in res["rankings"].items()}
+    res["top1_gain"] = {k: {T: res["measured"][T][max(r[T], key=r[T].get)] for T in targets}   # M of the top pick
+                        for k, r in res["rankings"].items()}
     return res
 
 
@@ -202,16 +204,23 @@ def main(argv=None):
     except (DataError, ModelError) as e:
         fail(str(e))
     print(f"\nmeasured transfer: target score from each source's prompt minus prompt tuning's ({len(a.out)} run(s))")
-    summary = {}
+    cells = [(r, T) for r in results.values() for T in targets]
+    summary = dict(best_gain=float(np.mean([max(r["measured"][T].values()) for r, T in cells])),
+                   mean_gain=float(np.mean([np.mean(list(r["measured"][T].values())) for r, T in cells])))
+    print(f"  transfer of the best source {summary['best_gain']:+.2f} points on average; of a source picked at random "
+          f"{summary['mean_gain']:+.2f}")
     for kind in ["amp", "dot", "cosine", "attempt"]:
         rho = [r["spearman"][kind][T] for r in results.values() if kind in r["spearman"] for T in targets]
         hit = [r["top1"][kind][T] for r in results.values() if kind in r["top1"] for T in targets]
         if rho:
-            summary[kind] = dict(spearman_mean=float(np.nanmean(rho)), spearman_std=float(np.nanstd(rho)),
+            gain = float(np.mean([r["top1_gain"][kind][T] for r in results.values() if kind in r["top1_gain"]
+                                  for T in targets]))
+            summary[kind] = dict(spearman_mean=float(np.nanmean(rho)), spearman_std=float(np.nanstd(rho)), top1_gain=gain,
                                  top1=int(sum(hit)), pairs=len(hit), chance_top1=float(np.mean(
                                      [1 / (len(r["sources"]) - 1) for r in results.values()])) * len(hit))
             print(f"  {kind:8s} Spearman ρ {summary[kind]['spearman_mean']:+.2f} ± {summary[kind]['spearman_std']:.2f}"
-                  f"   top-1 = best measured: {sum(hit)} of {len(hit)} (chance {summary[kind]['chance_top1']:.1f})")
+                  f"   top-1 = best measured: {sum(hit)} of {len(hit)} (chance {summary[kind]['chance_top1']:.1f})"
+                  f"; transfer of its top pick {gain:+.2f}")
     for out, r in results.items():
         for T in targets:
             best = max(r["measured"][T], key=r["measured"][T].get)

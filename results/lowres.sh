@@ -1,12 +1,13 @@
 #!/bin/bash
 # Issue 12 on the low-resource demo suite (--tasks lowres: senti_food_32, para_people_32 and entail_trips_32 have 32
 # training rows beside their full-size siblings), on one CPU thread. Per seed: stage 1 (prompt tuning); on copies
-# of it, stage 2 as AMP (default) and as the ablations (W_V only = --attn identity, A only = --wv fixed,
+# of it, stage 2 as AMP (default) and as the ablations (VARIANTS: W_V only = --attn identity, A only = --wv fixed,
 # near-uniform start = --psi-init random, heads trained too = --train-heads); prompt tuning continued for stage 2's
-# epochs (--method pt-continued); the measured transfer (transfer.py). For BASELINE_SEEDS (default 0): SPoT-s and
-# ATTEMPT beside the default AMP, and the transfer study again (it adds ATTEMPT's ranking, training nothing new).
-# Every step skips what its folder already holds, so the script can be rerun after a stop.
-#   SEEDS="0 1 2" BASELINE_SEEDS=0 results/lowres.sh
+# epochs (--method pt-continued). For TRANSFER_SEEDS: the measured transfer (transfer.py). For BASELINE_SEEDS:
+# SPoT-s and ATTEMPT beside the default AMP, then the transfer study again (it adds ATTEMPT's ranking).
+# Every step skips what its folder already holds, so the script can be rerun after a stop. RESULTS.md's runs:
+#   SEEDS=0 results/lowres.sh
+#   SEEDS="1 2" VARIANTS="default wvonly aonly uniform" TRANSFER_SEEDS= BASELINE_SEEDS= results/lowres.sh
 set -e
 cd "$(dirname "$0")/.."
 . .venv/bin/activate 2>/dev/null || true
@@ -17,11 +18,12 @@ method() {  # method M: M beside the default AMP of seed $s (continued with --re
     python train.py --stage target --method $1 --out runs/lr${s}_default \
       $(grep -q "\"$1\":" runs/lr${s}_default/config.json && echo --resume)
 }
-for s in ${SEEDS:-0 1 2}; do
+has() { [[ " $1 " == *" $2 "* ]]; }   # has "LIST" ITEM
+for s in ${SEEDS-0 1 2}; do
   run=runs/lr$s
   [ -f $run/config.json ] && ! [ -f $run/ckpt.pt ] && [ $(ls $run/source/*.safetensors | wc -l) = 8 ] ||
     python train.py --stage source --tasks lowres --seed $s --out $run $([ -f $run/config.json ] && echo --resume)
-  for v in default wvonly aonly uniform heads; do   # stage 2 variants, each on its own copy of stage 1
+  for v in ${VARIANTS-default wvonly aonly uniform heads}; do   # stage 2 variants, each on a copy of stage 1
     out=${run}_$v
     [ -f $out/eval.json ] && continue
     rm -rf $out && cp -r $run $out
@@ -32,8 +34,10 @@ for s in ${SEEDS:-0 1 2}; do
   done
   method pt-continued
   python eval.py --out ${run}_default > ${run}_default.txt
-  [ -f ${run}_default/transfer.json ] || python transfer.py --out ${run}_default --targets $SMALL > ${run}_transfer.txt
-  if [[ " ${BASELINE_SEEDS:-0} " == *" $s "* ]]; then
+  if has "${TRANSFER_SEEDS-0}" $s && ! [ -f ${run}_default/transfer.json ]; then
+    python transfer.py --out ${run}_default --targets $SMALL > ${run}_transfer.txt
+  fi
+  if has "${BASELINE_SEEDS-0}" $s; then
     method spot-s
     method attempt
     python eval.py --out ${run}_default > ${run}_default.txt
