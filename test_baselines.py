@@ -265,7 +265,7 @@ def copy_run(src, dst):
 
 def test_pt_continued_starts_from_each_tasks_source_prompt_and_head(source_run, tmp_path):
     out = copy_run(source_run[0], tmp_path / "run")     # a learning rate of ~0: the start is what is saved
-    train.main(["--stage", "target", "--method", "pt-continued", "--lr", "1e-30", "--head-lr", "1e-30",
+    train.main(["--stage", "target", "--method", "pt-continued", "--overwrite", "--lr", "1e-30", "--head-lr", "1e-30",
                 "--max-steps", "1", "--out", out])
     for n in TASKS:
         src, _ = amp.load_tensors(os.path.join(out, "source", f"{n}.safetensors"), {})
