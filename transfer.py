@@ -150,7 +150,8 @@ def attempt_rows(out, run, targets, loaded, model, tokenizer, P, expect, device)
                                                                      run.get("max_tokens")))
         total = torch.zeros(len(tasks) + 1)
         for s in range(0, len(data), EVAL_BATCH):
-            b = collate([data[j] for j in range(s, min(s + EVAL_BATCH, len(data)))], model.pad_id)
+            b = collate([dict(data[j], task=tasks.index(T)) for j in range(s, min(s + EVAL_BATCH, len(data)))],
+                        model.pad_id)
             ids, mask = b["input_ids"].to(device), b["attention_mask"].to(device)
             total += att(P, own.to(device).expand(len(ids), -1, -1), embed(ids), mask)[1].sum(0).float().cpu()
         rows[T] = {S: float(total[j]) / len(data) for j, S in enumerate(tasks) if S != T}
