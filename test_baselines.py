@@ -277,7 +277,7 @@ def test_pt_continued_starts_from_each_tasks_source_prompt_and_head(source_run, 
 def test_attn_identity_trains_only_w_v_and_each_target_prompt_is_its_own_source_prompt_times_w_v(source_run,
                                                                                                   tmp_path):
     out = copy_run(source_run[0], tmp_path / "run")
-    train.main(["--stage", "target", "--attn", "identity", "--lr", "1e-2", "--max-steps", "3", "--out", out])
+    train.main(["--stage", "target", "--attn", "identity", "--overwrite", "--lr", "1e-2", "--max-steps", "3", "--out", out])
     psi, _ = amp.load_tensors(os.path.join(out, "psi.safetensors"), {})
     assert set(psi) == {"W_V"} and not torch.allclose(psi["W_V"], torch.eye(32))        # W_V trained, alone
     for i, n in enumerate(TASKS):
