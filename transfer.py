@@ -1,4 +1,4 @@
-"""transfer.py: AMP's attention held against measured transfer (issue 12; paper 1 and 5.3 claim that A finds the
+"""transfer.py: AMP's attention held against measured transfer (issue 12; paper 1 and 3.2 claim that A finds the
 source tasks that help a target, with no manual search).
 
 For each target task T of a finished run and each other task S of the run, T's prompt starts from S's source
