@@ -17,6 +17,7 @@ training (their dot product, the order ψ's identity start begins from, and thei
 Run (after train.py --stage source and --stage target):
   python eval.py --out runs/amp
   python eval.py --out runs/s0 runs/s1 runs/s2 --json table.json    # seeds: mean ± std, tables as JSON
+  python eval.py --out runs/s0 runs/s1 --methods prompt,amp           # only these columns (faster)
 """
 import argparse
 import os
@@ -39,6 +40,8 @@ ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s) th
 ap.add_argument("--json", help="also write the tables (every run's scores) to this JSON file")
 ap.add_argument("--batch-size", type=int, default=EVAL_BATCH, help="evaluation batch size (rows sorted by length)")
 ap.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
+ap.add_argument("--methods", help="comma list of methods to evaluate, e.g. prompt,spot-m,amp (default: every method "
+                "the run holds; the run's eval.json is then left as it was)")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -186,7 +189,7 @@ def method_prompt(out, method, name, t, model, P_sources, device, expect):
     return W["P"].to(device)                                                        # (l, d)
 
 
-def evaluate_run(out, batch_size, device):
+def evaluate_run(out, batch_size, device, only=None):
     """Every method present in run folder `out`, each on the same reporting rows and the same input tokens ->
     {"scores": {method: {task: {metric: value}}}, "ms_per_example": {method: ...}, "notes", "tasks", "metric"}."""
     cfg_path = os.path.join(out, "config.json")
@@ -198,7 +201,7 @@ def evaluate_run(out, batch_size, device):
     tasks = run["tasks"]
     has = lambda m: all(os.path.exists(os.path.join(out, FOLDER.get(m, f"{m}/target"), f"{t}.safetensors"))
                         for t in tasks)
-    methods = [m for m, _ in METHODS if has(m)]
+    methods = [m for m, _ in METHODS if has(m) and (only is None or m in only)]
     if "amp" in methods:   # read before eval.json is written, so that a damaged one leaves the run as it was
         read_json(os.path.join(out, "attention.json"), need=["tasks", "A"])
     if methods == ["prompt"] or not methods:
@@ -234,7 +237,8 @@ def evaluate_run(out, batch_size, device):
                             encoder=sum(p.numel() for p in encoder.parameters())),
                   protocol=run["protocol"], input_tokens={x["name"]: input_tokens(x["info"], encoder, tokenizer,
                                                                                   run["prompt_len"], run.get("max_tokens")) for x in loaded})
-    write_json(os.path.join(out, "eval.json"), result)
+    if only is None:
+        write_json(os.path.join(out, "eval.json"), result)
     return result, model, P_sources
 
 
@@ -309,8 +313,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
     device = pick_device(args.device)
     results, P = [], None
+    only = args.methods.split(",") if args.methods else None
+    unknown = [m for m in only or [] if m not in dict(METHODS)]
+    if unknown:
+        raise DataError(f"--methods {','.join(unknown)}: unknown; choose from {','.join(m for m, _ in METHODS)}")
     for out in args.out:
-        r, _, P_out = evaluate_run(out, args.batch_size, device)
+        r, _, P_out = evaluate_run(out, args.batch_size, device, only)
         results.append(r)
         P = P if P is not None else P_out
     tasks = {tuple(r["tasks"]) for r in results}

@@ -300,3 +300,18 @@ def test_max_tokens_caps_every_input_and_later_stages_keep_the_runs_cap(tmp_path
     with pytest.raises(SystemExit) as e:
         train.main(["--stage", "target", "--method", "spot-s", "--max-tokens", "20", "--out", out])
     assert e.value.code == 2 and "--max-tokens 20 differs from the run's 9" in capsys.readouterr().err
+
+
+def test_eval_methods_scores_only_those_columns_as_the_full_eval_does_and_keeps_eval_json(source_run, tmp_path):
+    out = copy_run(source_run[0], tmp_path / "run")
+    for m in ["spot-s", "amp"]:
+        train.main(["--stage", "target", "--method", m, "--overwrite", "--max-steps", "1", "--out", out])
+    full, _, _ = evaluation.evaluate_run(out, 16, "cpu")
+    before = open(os.path.join(out, "eval.json"), "rb").read()
+    evaluation.main(["--out", out, "--methods", "prompt,amp", "--json", str(tmp_path / "t.json")])
+    table = json.load(open(tmp_path / "t.json"))
+    assert table["methods"] == ["prompt", "amp"] and "spot-s" in full["scores"]
+    assert table["table1"]["colours"]["amp"] == [full["scores"]["amp"]["colours"]["accuracy"]]
+    assert open(os.path.join(out, "eval.json"), "rb").read() == before
+    with pytest.raises(evaluation.DataError, match="--methods ampp: unknown"):
+        evaluation.main(["--out", out, "--methods", "prompt,ampp"])

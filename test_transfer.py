@@ -1,6 +1,6 @@
 """Tests of transfer.py: the rank correlation on hand-made values, and one tiny study through the command line (each
 cell is the transferred prompt's score minus prompt tuning's, the run's files stay as they were, and a second call
-trains nothing again).
+trains nothing again; with an ATTEMPT run, its ranking joins).
 
   python -m pytest -q test_transfer.py
 """
@@ -59,6 +59,12 @@ def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(t
     stamp = os.stat(cell).st_mtime_ns
     transfer.main(["--out", out, "--targets", "senti_food"])                # done: nothing is trained again
     assert os.stat(cell).st_mtime_ns == stamp
+    train.main(["--stage", "target", "--method", "attempt", "--max-steps", "2", "--out", out])
+    transfer.main(["--out", out, "--targets", "senti_food"])                # now with ATTEMPT's ranking too
+    r = json.load(open(os.path.join(out, "transfer.json")))
+    row = r["rankings"]["attempt"]["senti_food"]     # weights on the other sources; the rest is on T's own two
+    assert set(row) == {"senti_movies", "colours"} and all(0 < v < 1 for v in row.values()) and sum(row.values()) < 1
+    assert r["top1_gain"]["attempt"]["senti_food"] == r["measured"]["senti_food"][max(row, key=row.get)]
 
 
 def test_a_target_outside_the_run_is_one_line(tmp_path, capsys):
