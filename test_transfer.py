@@ -33,12 +33,14 @@ def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(t
     tiny, out = make_tiny_encoder(tmp_path / "tiny"), str(tmp_path / "run")
     common = ["--max-train", "32", "--max-eval", "30", "--prompt-len", "4"]
     train.main(["--stage", "source", "--tasks", ",".join(TASKS), "--model", tiny, *common, "--max-steps", "2",
-                "--out", out])
+                "--epochs", "1", "--lr", "0.02", "--out", out])
     train.main(["--stage", "target", "--max-steps", "2", "--out", out])
     before = {f: open(os.path.join(out, "source", f), "rb").read() for f in os.listdir(os.path.join(out, "source"))}
     transfer.main(["--out", out, "--targets", "senti_food", "--max-steps", "2"])
     r = json.load(open(os.path.join(out, "transfer.json")))
     assert set(r["measured"]["senti_food"]) == {"senti_movies", "colours"}
+    sub = json.load(open(os.path.join(out, "transfer", "colours", "config.json")))["spot-m"]   # prompt tuning's flags
+    assert (sub["epochs"], sub["lr"], sub["max_steps"]) == (1, 0.02, 2)
     assert all(open(os.path.join(out, "source", f), "rb").read() == b for f, b in before.items())
     enc, tok = amp.load_encoder(tiny)
     model = amp.PromptModel(enc, [2, 2, 2])

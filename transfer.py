@@ -40,7 +40,7 @@ ap = argparse.ArgumentParser(description="Measured single-source transfer agains
 ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s) with stage source and target done; "
                 "several (seeds) are summed up together")
 ap.add_argument("--targets", required=True, help="comma list of the run's tasks to measure transfer into")
-ap.add_argument("--max-steps", type=int, help="cap each transfer run's steps (default: the run's stage-source epochs)")
+ap.add_argument("--max-steps", type=int, help="cap each transfer run's steps (default: the run's stage-source flags, epochs included)")
 ap.add_argument("--json", help="also write every run's matrices and rankings, and the summary, to this file")
 ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
 
@@ -48,6 +48,9 @@ ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
 def fail(msg):
     print(f"transfer.py: error: {msg}", file=sys.stderr)
     sys.exit(2)
+
+
+SAME = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_decay", "patience"]   # as stage source
 
 
 def measure(out, targets, max_steps):
@@ -67,9 +70,10 @@ def measure(out, targets, max_steps):
                     shutil.copy(os.path.join(out, "source", t + ext), os.path.join(sub, "source", t + ext))
             write_json(os.path.join(sub, "config.json"), dict(run=dict(cfg["run"], tasks=ts), source=cfg["source"]))
         print(f"transfer: {', '.join(ts)} from {S}'s source prompt")
-        train.main(["--stage", "target", "--method", "spot-m", "--spot-source", S,
-                    "--out", sub, *(["--resume"] if resume else []),
-                    *(["--max-steps", str(max_steps)] if max_steps else [])])
+        flags = dict(cfg["source"], max_steps=max_steps or cfg["source"].get("max_steps"))   # prompt tuning's own
+        train.main(["--stage", "target", "--method", "spot-m", "--spot-source", S, "--out", sub,
+                    *(["--resume"] if resume else []),
+                    *[x for k in SAME if flags.get(k) is not None for x in ("--" + k.replace("_", "-"), str(flags[k]))]])
 
 
 def ranks(x):
