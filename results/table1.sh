@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 TASKS=imdb,sst2,stsb,mrpc,rte,scitail,cb,multirc,boolq,qnli
 s=${SEED:-0}; run=runs/t$s; out=${OUT:-$run}; E=${EPOCHS:-2}
-if ! { [ -f $run/config.json ] && ! [ -f $run/ckpt.pt ] && [ $(ls $run/source/*.safetensors 2>/dev/null | wc -l) = 10 ]; }; then
+done1() { [ -f $run/config.json ] && ! [ -f $run/ckpt.pt ] && for t in ${TASKS//,/ }; do [ -f $run/source/$t.safetensors ] || return 1; done; }
+if ! done1; then
   python train.py --stage source --tasks $TASKS --data-dir ../shared/data --carve --max-train 500 --max-eval 200 \
     --max-tokens 128 --epochs $E --seed $s --out $run $([ -f $run/config.json ] && echo --resume)
 fi
