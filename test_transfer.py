@@ -15,7 +15,8 @@ import amp  # noqa: E402
 import eval as evaluation  # noqa: E402
 import train  # noqa: E402
 import transfer  # noqa: E402
-from data import load_task, tokenize  # noqa: E402
+from baselines import AttemptAttention, scaled_sizes  # noqa: E402
+from data import collate, load_task, tokenize  # noqa: E402
 from test_amp import make_tiny_encoder  # noqa: E402
 
 
@@ -64,8 +65,14 @@ def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(t
     train.main(["--stage", "target", "--method", "attempt", "--max-steps", "2", "--out", out])
     transfer.main(["--out", out, "--targets", "senti_food"])                # now with ATTEMPT's ranking too
     r = json.load(open(os.path.join(out, "transfer.json")))
-    row = r["rankings"]["attempt"]["senti_food"]     # weights on the other sources; the rest is on T's own two
-    assert set(row) == {"senti_movies", "colours"} and all(0 < v < 1 for v in row.values()) and sum(row.values()) < 1
+    row = r["rankings"]["attempt"]["senti_food"]     # ATTEMPT's weights on the other sources, mean over the report
+    att = AttemptAttention(model.d, scaled_sizes(model.d, 4)["bottleneck"])
+    att.load_state_dict(amp.load_tensors(os.path.join(out, "attempt", "attention.safetensors"), {})[0])
+    own = amp.load_tensors(os.path.join(out, "attempt", "target", "senti_food.safetensors"), {})[0]["P"]
+    b = collate([dict(x, task=1) for x in report], model.pad_id)          # every reporting row in one batch
+    with torch.no_grad():
+        w = att(P, own.expand(len(report), -1, -1), enc.get_input_embeddings()(b["input_ids"]), b["attention_mask"])[1]
+    assert row == pytest.approx({"senti_movies": float(w[:, 0].mean()), "colours": float(w[:, 2].mean())}, rel=1e-4)
     assert r["top1_gain"]["attempt"]["senti_food"] == r["measured"]["senti_food"][max(row, key=row.get)]
 
 

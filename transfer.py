@@ -40,7 +40,8 @@ ap = argparse.ArgumentParser(description="Measured single-source transfer agains
 ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s) with stage source and target done; "
                 "several (seeds) are summed up together")
 ap.add_argument("--targets", required=True, help="comma list of the run's tasks to measure transfer into")
-ap.add_argument("--max-steps", type=int, help="cap each transfer run's steps (default: the run's stage-source flags, epochs included)")
+ap.add_argument("--max-steps", type=int, help="cap each transfer run's steps (default: as the run's stage source, "
+                "whose flags each transfer run takes)")
 ap.add_argument("--json", help="also write every run's matrices and rankings, and the summary, to this file")
 ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
 
