@@ -1,6 +1,6 @@
 """Tests of transfer.py: the rank correlation on hand-made values, and one tiny study through the command line (each
 cell is the transferred prompt's score minus prompt tuning's, the run's files stay as they were, and a second call
-trains nothing again; with an ATTEMPT run, its ranking joins).
+trains nothing again; with an ATTEMPT run, its ranking joins; a target asked for later joins the sub-runs).
 
   python -m pytest -q test_transfer.py
 """
@@ -74,6 +74,10 @@ def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(t
         w = att(P, own.expand(len(report), -1, -1), enc.get_input_embeddings()(b["input_ids"]), b["attention_mask"])[1]
     assert row == pytest.approx({"senti_movies": float(w[:, 0].mean()), "colours": float(w[:, 2].mean())}, rel=1e-4)
     assert r["top1_gain"]["attempt"]["senti_food"] == r["measured"]["senti_food"][max(row, key=row.get)]
+    transfer.main(["--out", out, "--targets", "senti_food,colours", "--max-steps", "2"])   # a target asked for later
+    assert os.stat(cell).st_mtime_ns == stamp                               # joins; the done ones stay as they were
+    r = json.load(open(os.path.join(out, "transfer.json")))
+    assert set(r["measured"]["colours"]) == {"senti_movies", "senti_food"}
 
 
 def test_a_target_outside_the_run_is_one_line(tmp_path, capsys):

@@ -56,7 +56,8 @@ SAME = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_
 
 def measure(out, targets, max_steps):
     """Train T from each other task's source prompt (SPoT-m on T alone), one sub-run per source S in
-    OUT/transfer/S/ (a copy of the run's config and source prompts); a finished sub-run is kept, not redone."""
+    OUT/transfer/S/ (a copy of the run's config and source prompts); a finished target is kept, not redone, and
+    a target asked for later is added to the sub-runs."""
     cfg = read_json(os.path.join(out, "config.json"), need=["run", "source"])
     for S in cfg["run"]["tasks"]:
         ts = [t for t in targets if t != S]
@@ -64,12 +65,16 @@ def measure(out, targets, max_steps):
         if not ts or all(os.path.exists(os.path.join(sub, "spot-m", "target", f"{t}.safetensors")) for t in ts):
             continue
         resume = os.path.exists(os.path.join(sub, "config.json"))
-        if not resume:   # a run of the targets alone, with the run's flags and the source prompts it reads
-            os.makedirs(os.path.join(sub, "source"))
-            for t in ts + [S]:
+        sub_cfg = read_json(os.path.join(sub, "config.json"), need=["run"]) if resume else \
+            dict(run=dict(cfg["run"], tasks=[]), source=cfg["source"])
+        new = [t for t in ts if t not in sub_cfg["run"]["tasks"]]
+        if new:   # a run of the targets alone (targets asked for later join it), with the run's flags and prompts
+            os.makedirs(os.path.join(sub, "source"), exist_ok=True)
+            for t in new + [S]:
                 for ext in (".safetensors", ".json"):
                     shutil.copy(os.path.join(out, "source", t + ext), os.path.join(sub, "source", t + ext))
-            write_json(os.path.join(sub, "config.json"), dict(run=dict(cfg["run"], tasks=ts), source=cfg["source"]))
+            sub_cfg["run"]["tasks"] += new
+            write_json(os.path.join(sub, "config.json"), sub_cfg)
         print(f"transfer: {', '.join(ts)} from {S}'s source prompt")
         flags = dict(cfg["source"], max_steps=max_steps or cfg["source"].get("max_steps"))   # prompt tuning's own
         train.main(["--stage", "target", "--method", "spot-m", "--spot-source", S, "--out", sub,
