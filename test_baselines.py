@@ -9,6 +9,8 @@ the trained count is the formula, frozen weights stay, the saved files load back
 import json
 import math
 import os
+import runpy
+import sys
 
 import pytest
 import torch
@@ -315,3 +317,24 @@ def test_eval_methods_scores_only_those_columns_as_the_full_eval_does_and_keeps_
     assert open(os.path.join(out, "eval.json"), "rb").read() == before
     with pytest.raises(evaluation.DataError, match="--methods ampp: unknown"):
         evaluation.main(["--out", out, "--methods", "prompt,ampp"])
+
+
+def test_table1_merge_joins_seeds_by_run_pairs_them_with_prompt_tuning_and_flags_a_rerun_that_differs(tmp_path,
+                                                                                                    capsys, monkeypatch):
+    table = lambda methods, runs, scores: dict(methods=methods, runs=runs, table1={
+        t: {m: [scores[m][r][i] for r in range(len(runs))] for m in methods} for i, t in enumerate(["cb", "rte"])})
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    json.dump(table(["prompt", "amp"], ["s0", "s1"], {"prompt": [[50, 60], [40, 50]], "amp": [[60, 60], [50, 70]]}),
+              open(a, "w"))
+    json.dump(table(["prompt", "tpt"], ["s1"], {"prompt": [[40, 51]], "tpt": [[44, 52]]}), open(b, "w"))
+    merge = runpy.run_path(os.path.join(os.path.dirname(__file__), "results", "table1_merge.py"))["merge"]
+    joined, tasks = merge([str(a), str(b)])
+    assert tasks == ["cb", "rte"] and "prompt in s1 differs between files by up to 1.0" in capsys.readouterr().out
+    assert joined["prompt"]["s1"] == {"cb": 40, "rte": 50}            # the first file's scores are kept
+    assert joined["tpt"] == {"s1": {"cb": 44, "rte": 52}} and sorted(joined["amp"]) == ["s0", "s1"]
+    json_out = tmp_path / "m.json"
+    monkeypatch.setattr(sys, "argv", ["table1_merge.py", str(a), str(b), "--json", str(json_out)])
+    runpy.run_path(os.path.join(os.path.dirname(__file__), "results", "table1_merge.py"), run_name="__main__")
+    m = json.load(open(json_out))
+    assert m["minus_prompt"]["amp"]["all"] == [5.0, 15.0]              # seed 0: 60 - 55; seed 1: 65 - 50
+    assert m["minus_prompt"]["tpt"]["cb"] == [4.0]                     # paired only where both have the seed

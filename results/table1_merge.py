@@ -1,0 +1,84 @@
+"""results/table1_merge.py: Table 1 over seeds from the JSON files that `eval.py --json` wrote, without the
+checkpoints (issue 11). Each file holds some methods on some runs (one run folder per seed); this joins them by
+run folder and method, prints Table 1 (mean ± std over the seeds a column has), each method's difference from
+prompt tuning paired by seed (the mean of all tasks, of the four small-split tasks, and each of those four), and
+Figure 2 (AMP minus AMP-maxpool per task, paired by seed). A run and method present in two files must hold the
+same scores (a rerun that reproduces); if not, this says so and keeps the first file's.
+
+  python results/table1_merge.py results/table1_seed0.json results/table1_seeds.json results/table1_seed1.json \
+      results/table1_seed2.json --json results/table1_seeds_all.json
+"""
+import argparse
+import json
+
+import numpy as np
+
+NAMES = {"finetune": "fine-tuning", "prompt": "prompt tuning", "spot-s": "SPoT-s", "spot-m": "SPoT-m",
+         "attempt": "ATTEMPT", "tpt": "TPT", "amp": "AMP", "amp-maxpool": "AMP-maxpool"}
+SMALL = ["cb", "rte", "mrpc", "stsb"]   # the tasks whose reporting splits are small (issue 11)
+
+
+def merge(paths):
+    """{method: {run: {task: score}}} from eval.py's JSON files; the tasks in the first file's order."""
+    joined, tasks = {}, None
+    for path in paths:
+        d = json.load(open(path))
+        tasks = tasks or list(d["table1"])
+        for m in d["methods"]:
+            for i, run in enumerate(d["runs"]):
+                new = {t: d["table1"][t][m][i] for t in d["table1"]}
+                old = joined.setdefault(m, {}).setdefault(run, new)
+                worst = max(abs(old[t] - new[t]) for t in old)
+                if worst > 1e-6:
+                    print(f"note: {m} in {run} differs between files by up to {worst:.1f} points; keeping the first")
+    return joined, tasks
+
+
+def cell(v, sign=""):
+    return f"{np.mean(v):{sign}.1f}" + (f" ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else "")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("files", nargs="+", help="JSON files written by eval.py --json")
+    ap.add_argument("--json", help="write the merged table (every seed's score) here")
+    a = ap.parse_args()
+    joined, tasks = merge(a.files)
+    methods = [m for m in NAMES if m in joined]
+    runs = sorted({r for m in methods for r in joined[m]})
+    mean = lambda m, r, ts: float(np.mean([joined[m][r][t] for t in ts]))
+    print(f"Table 1: reporting split, mean ± std over the seeds (runs: {', '.join(runs)})")
+    print(f"{'task':9s}" + "".join(f"{NAMES[m]:>15s}" for m in methods))
+    for t in tasks:
+        print(f"{t:9s}" + "".join(f"{cell([joined[m][r][t] for r in joined[m]]):>15s}" for m in methods))
+    print(f"{'mean':9s}" + "".join(f"{cell([mean(m, r, tasks) for r in joined[m]]):>15s}" for m in methods))
+    print(f"{'seeds':9s}" + "".join(f"{len(joined[m]):>15d}" for m in methods))
+
+    print("\nminus prompt tuning, paired by seed (mean ± std over seeds)")
+    small = [t for t in SMALL if t in tasks]
+    cols = [("all", tasks), ("small four", small)] + [(t, [t]) for t in small]
+    print(f"{'method':14s}" + "".join(f"{c:>14s}" for c, _ in cols) + "  per seed (all tasks)")
+    diffs = {}
+    for m in methods:
+        paired = [r for r in joined[m] if r in joined["prompt"]]
+        if m == "prompt" or not paired:
+            continue
+        diffs[m] = {c: [mean(m, r, ts) - mean("prompt", r, ts) for r in paired] for c, ts in cols}
+        print(f"{NAMES[m]:14s}" + "".join(f"{cell(diffs[m][c], '+'):>14s}" for c, _ in cols) +
+              "  " + " / ".join(f"{v:+.1f}" for v in diffs[m]["all"]))
+
+    figure2 = {}
+    if "amp" in joined and "amp-maxpool" in joined:
+        paired = [r for r in joined["amp"] if r in joined["amp-maxpool"]]
+        figure2 = {t: [joined["amp"][r][t] - joined["amp-maxpool"][r][t] for r in paired] for t in tasks}
+        figure2["mean"] = [mean("amp", r, tasks) - mean("amp-maxpool", r, tasks) for r in paired]
+        print(f"\nFigure 2: AMP minus AMP-maxpool, paired by seed ({len(paired)} seeds)")
+        print("  " + "   ".join(f"{t} {cell(v, '+')}" for t, v in figure2.items()))
+    if a.json:
+        json.dump(dict(files=a.files, tasks=tasks, runs=runs, scores=joined, minus_prompt=diffs, figure2=figure2),
+                  open(a.json, "w"), indent=1)
+        print(f"\nwritten: {a.json}")
+
+
+if __name__ == "__main__":
+    main()
