@@ -242,9 +242,9 @@ def evaluate_run(out, batch_size, device, only=None):
     return result, model, P_sources
 
 
-def cell(values):
-    """mean ± std over runs (seeds), or the one value."""
-    return f"{np.mean(values):.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
+def cell(values, sign=""):
+    """mean ± std over runs (seeds), or the one value; sign="+" marks differences."""
+    return f"{np.mean(values):{sign}.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
 
 
 def print_tables(results, runs):
@@ -280,7 +280,7 @@ def print_tables(results, runs):
         print("\nFigure 2: AMP (DAM, mean pooling) minus AMP-maxpool, per task" +
               (" (mean ± std over seeds)" if len(results) > 1 else ""))
         for t in measured:
-            print(f"  {t:16s} {cell([a - b for a, b in zip(per('amp', t), per('amp-maxpool', t))]):>12s}")
+            print(f"  {t:16s} {cell([a - b for a, b in zip(per('amp', t), per('amp-maxpool', t))], '+'):>12s}")
     return dict(methods=methods, table1={t: {m: per(m, t) for m in methods} for t in measured},
                 mean={m: mean(m) for m in methods}, runs=runs)
 

@@ -10,11 +10,15 @@ same scores (a rerun that reproduces); if not, this says so and keeps the first 
 """
 import argparse
 import json
+import os
+import sys
 
 import numpy as np
 
-NAMES = {"finetune": "fine-tuning", "prompt": "prompt tuning", "spot-s": "SPoT-s", "spot-m": "SPoT-m",
-         "attempt": "ATTEMPT", "tpt": "TPT", "amp": "AMP", "amp-maxpool": "AMP-maxpool"}
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from eval import METHODS, cell  # noqa: E402
+
+NAMES = dict(METHODS)   # Table 1's columns in the paper's order, as eval.py prints them
 SMALL = ["cb", "rte", "mrpc", "stsb"]   # the tasks whose reporting splits are small (issue 11)
 
 
@@ -32,10 +36,6 @@ def merge(paths):
                 if worst > 1e-6:
                     print(f"note: {m} in {run} differs between files by up to {worst:.1f} points; keeping the first")
     return joined, tasks
-
-
-def cell(v, sign=""):
-    return f"{np.mean(v):{sign}.1f}" + (f" ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else "")
 
 
 def main():
