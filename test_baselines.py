@@ -338,3 +338,16 @@ def test_table1_merge_joins_seeds_by_run_pairs_them_with_prompt_tuning_and_flags
     m = json.load(open(json_out))
     assert m["minus_prompt"]["amp"]["all"] == [5.0, 15.0]              # seed 0: 60 - 55; seed 1: 65 - 50
     assert m["minus_prompt"]["tpt"]["cb"] == [4.0]                     # paired only where both have the seed
+
+
+def test_table1_merge_reads_an_ablation_copy_as_that_variant_of_its_seed_and_checks_its_prompt_tuning(tmp_path,
+                                                                                                       capsys):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    json.dump(dict(methods=["prompt", "amp"], runs=["runs/t0"], table1={"cb": {"prompt": [50], "amp": [60]}}),
+              open(a, "w"))
+    json.dump(dict(methods=["prompt", "amp"], runs=["runs/t0_wvonly"], table1={"cb": {"prompt": [52], "amp": [40]}}),
+              open(b, "w"))
+    merge = runpy.run_path(os.path.join(os.path.dirname(__file__), "results", "table1_merge.py"))["merge"]
+    joined, _ = merge([str(a), str(b)])
+    assert joined["amp"] == {"runs/t0": {"cb": 60}} and joined["wvonly"] == {"runs/t0": {"cb": 40}}
+    assert "prompt in runs/t0 differs between files by up to 2.0" in capsys.readouterr().out   # not the same stage 1

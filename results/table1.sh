@@ -6,6 +6,7 @@
 # 200 reporting rows at most, inputs cut to 128 tokens, the demo's learning rates, EPOCHS epochs for every stage.
 #   SEED=0 results/table1.sh                          # stage 1, then every method in runs/t0
 #   SEED=0 OUT=runs/t0b METHODS="tpt finetune" results/table1.sh   # some methods in a copy, on the other core
+#   SEED=0 METHODS= results/table1.sh                  # stage 1 only (for results/table1_ablation.sh)
 # Every step skips what is done and continues a cut-short one with --resume.
 set -e
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ if ! done1; then
     --max-tokens 128 --epochs $E --seed $s --out $run $([ -f $run/config.json ] && echo --resume)
 fi
 [ -d $out ] || cp -r $run $out
-for m in ${METHODS:-amp amp-maxpool spot-s spot-m attempt tpt finetune}; do
+for m in ${METHODS-amp amp-maxpool spot-s spot-m attempt tpt finetune}; do
   f=$([ $m = amp ] && echo target || echo $m/target) part=$([ $m = amp ] && echo target || echo $m)
   [ -f $out/$f/qnli.safetensors ] && continue
   python train.py --stage target --method $m --epochs $E --out $out \

@@ -5,8 +5,14 @@ prompt tuning paired by seed (the mean of all tasks, of the four small-split tas
 Figure 2 (AMP minus AMP-maxpool per task, paired by seed). A run and method present in two files must hold the
 same scores (a rerun that reproduces); if not, this says so and keeps the first file's.
 
+Issue 12's ablations (results/table1_ablation.sh) train AMP's variants in copies of a seed's stage 1, runs/t<s>_<v>:
+their "amp" column is read as method <v> of runs/t<s> (wvonly, aonly, uniform; ptc's column is pt-continued), and
+their prompt tuning column must equal that of runs/t<s>, which checks that the copy held the same source prompts.
+
   python results/table1_merge.py results/table1_seed0.json results/table1_seeds.json results/table1_seed1.json \
       results/table1_seed2.json --json results/table1_seeds_all.json
+  python results/table1_merge.py results/table1_seed?.json results/table1_seeds.json results/table1_ablation_*.json \
+      --methods prompt,pt-continued,wvonly,aonly,amp,uniform --json results/table1_ablation_all.json
 """
 import argparse
 import json
@@ -18,7 +24,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from eval import METHODS, cell  # noqa: E402
 
-NAMES = dict(METHODS)   # Table 1's columns in the paper's order, as eval.py prints them
+ABLATION = {"wvonly": "W_V only", "aonly": "A only", "uniform": "AMP uniform"}   # results/table1_ablation.sh
+NAMES = dict(METHODS, **ABLATION)   # Table 1's columns in the paper's order, as eval.py prints them, then these
 SMALL = ["cb", "rte", "mrpc", "stsb"]   # the tasks whose reporting splits are small (issue 11)
 
 
@@ -28,9 +35,12 @@ def merge(paths):
     for path in paths:
         d = json.load(open(path))
         tasks = tasks or list(d["table1"])
-        for m in d["methods"]:
-            for i, run in enumerate(d["runs"]):
+        for i, folder in enumerate(d["runs"]):
+            base, _, variant = folder.rpartition("_")
+            run = base if variant in ABLATION or variant == "ptc" else folder
+            for m in d["methods"]:
                 new = {t: d["table1"][t][m][i] for t in d["table1"]}
+                m = variant if m == "amp" and variant in ABLATION else m
                 old = joined.setdefault(m, {}).setdefault(run, new)
                 worst = max(abs(old[t] - new[t]) for t in old)
                 if worst > 1e-6:
@@ -41,10 +51,11 @@ def merge(paths):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="+", help="JSON files written by eval.py --json")
+    ap.add_argument("--methods", help="comma list of the columns to show, in this order (default: all there are)")
     ap.add_argument("--json", help="write the merged table (every seed's score) here")
     a = ap.parse_args()
     joined, tasks = merge(a.files)
-    methods = [m for m in NAMES if m in joined]
+    methods = [m for m in (a.methods.split(",") if a.methods else NAMES) if m in joined]
     runs = sorted({r for m in methods for r in joined[m]})
     mean = lambda m, r, ts: float(np.mean([joined[m][r][t] for t in ts]))
     print(f"Table 1: reporting split, mean ± std over the seeds (runs: {', '.join(runs)})")
@@ -56,7 +67,8 @@ def main():
 
     print("\nminus prompt tuning, paired by seed (mean ± std over seeds)")
     small = [t for t in SMALL if t in tasks]
-    cols = [("all", tasks), ("small four", small)] + [(t, [t]) for t in small]
+    cols = [("all", tasks), ("small four", small), ("other", [t for t in tasks if t not in small])]
+    cols += [(t, [t]) for t in small]
     print(f"{'method':14s}" + "".join(f"{c:>14s}" for c, _ in cols) + "  per seed (all tasks)")
     diffs = {}
     for m in methods:
