@@ -1,7 +1,8 @@
 """results/table1_merge.py: Table 1 over seeds from the JSON files that `eval.py --json` wrote, without the
 checkpoints (issue 11). Each file holds some methods on some runs (one run folder per seed); this joins them by
 run folder and method, prints Table 1 (mean ± std over the seeds a column has), each method's difference from
-prompt tuning paired by seed (the mean of all tasks, of the four small-split tasks, and each of those four), and
+prompt tuning (or from --minus's column) paired by seed (the mean of all tasks, of the four small-split tasks, of
+the others, and each of those four), and
 Figure 2 (AMP minus AMP-maxpool per task, paired by seed). A run and method present in two files must hold the
 same scores (a rerun that reproduces); if not, this says so and keeps the first file's.
 
@@ -12,7 +13,9 @@ their prompt tuning column must equal that of runs/t<s>, which checks that the c
   python results/table1_merge.py results/table1_seed0.json results/table1_seeds.json results/table1_seed1.json \
       results/table1_seed2.json --json results/table1_seeds_all.json
   python results/table1_merge.py results/table1_seed?.json results/table1_seeds.json results/table1_ablation_*.json \
-      --methods prompt,pt-continued,wvonly,aonly,amp,uniform --json results/table1_ablation_all.json
+      --methods prompt,pt-continued,wvonly,aonly,amp,uniform --json results/table1_ablations.json
+  python results/table1_merge.py results/table1_seed?.json results/table1_seeds.json results/table1_ablation_*.json \
+      --methods prompt,pt-continued,wvonly,aonly,amp,uniform --minus amp     # each row paired with AMP instead
 """
 import argparse
 import json
@@ -52,6 +55,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="+", help="JSON files written by eval.py --json")
     ap.add_argument("--methods", help="comma list of the columns to show, in this order (default: all there are)")
+    ap.add_argument("--minus", default="prompt", help="the column each other one is paired with and subtracted from "
+                    "(default: prompt tuning)")
     ap.add_argument("--json", help="write the merged table (every seed's score) here")
     a = ap.parse_args()
     joined, tasks = merge(a.files)
@@ -65,17 +70,18 @@ def main():
     print(f"{'mean':9s}" + "".join(f"{cell([mean(m, r, tasks) for r in joined[m]]):>15s}" for m in methods))
     print(f"{'seeds':9s}" + "".join(f"{len(joined[m]):>15d}" for m in methods))
 
-    print("\nminus prompt tuning, paired by seed (mean ± std over seeds)")
+    base = a.minus
+    print(f"\nminus {NAMES[base]}, paired by seed (mean ± std over seeds)")
     small = [t for t in SMALL if t in tasks]
     cols = [("all", tasks), ("small four", small), ("other", [t for t in tasks if t not in small])]
     cols += [(t, [t]) for t in small]
     print(f"{'method':14s}" + "".join(f"{c:>14s}" for c, _ in cols) + "  per seed (all tasks)")
     diffs = {}
     for m in methods:
-        paired = [r for r in joined[m] if r in joined["prompt"]]
-        if m == "prompt" or not paired:
+        paired = [r for r in joined[m] if r in joined[base]]
+        if m == base or not paired:
             continue
-        diffs[m] = {c: [mean(m, r, ts) - mean("prompt", r, ts) for r in paired] for c, ts in cols}
+        diffs[m] = {c: [mean(m, r, ts) - mean(base, r, ts) for r in paired] for c, ts in cols}
         print(f"{NAMES[m]:14s}" + "".join(f"{cell(diffs[m][c], '+'):>14s}" for c, _ in cols) +
               "  " + " / ".join(f"{v:+.1f}" for v in diffs[m]["all"]))
 
@@ -87,7 +93,7 @@ def main():
         print(f"\nFigure 2: AMP minus AMP-maxpool, paired by seed ({len(paired)} seeds)")
         print("  " + "   ".join(f"{t} {cell(v, '+')}" for t, v in figure2.items()))
     if a.json:
-        json.dump(dict(files=a.files, tasks=tasks, runs=runs, scores=joined, minus_prompt=diffs, figure2=figure2),
+        json.dump(dict(files=a.files, tasks=tasks, runs=runs, scores=joined, **{f"minus_{base}": diffs}, figure2=figure2),
                   open(a.json, "w"), indent=1)
         print(f"\nwritten: {a.json}")
 
