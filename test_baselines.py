@@ -341,6 +341,10 @@ def test_table1_merge_joins_seeds_by_run_pairs_them_with_prompt_tuning_and_flags
     monkeypatch.setattr(sys, "argv", ["table1_merge.py", str(a), "--minus", "amp", "--json", str(json_out)])
     runpy.run_path(os.path.join(os.path.dirname(__file__), "results", "table1_merge.py"), run_name="__main__")
     assert json.load(open(json_out))["minus_amp"]["prompt"]["all"] == [-5.0, -15.0]   # --minus: paired with AMP
+    monkeypatch.setattr(sys, "argv", ["table1_merge.py", str(a), "--minus", "tpt"])
+    with pytest.raises(SystemExit):
+        runpy.run_path(os.path.join(os.path.dirname(__file__), "results", "table1_merge.py"), run_name="__main__")
+    assert "no column 'tpt' in these files; they have: prompt, amp" in capsys.readouterr().err
 
 
 def test_table1_merge_reads_an_ablation_copy_as_that_variant_of_its_seed_and_checks_its_prompt_tuning(tmp_path,

@@ -60,7 +60,11 @@ def main():
     ap.add_argument("--json", help="write the merged table (every seed's score) here")
     a = ap.parse_args()
     joined, tasks = merge(a.files)
-    methods = [m for m in (a.methods.split(",") if a.methods else NAMES) if m in joined]
+    asked = a.methods.split(",") if a.methods else [m for m in NAMES if m in joined]
+    for m in asked + [a.minus]:
+        if m not in joined:
+            ap.error(f"no column {m!r} in these files; they have: {', '.join(joined)}")
+    methods = asked
     runs = sorted({r for m in methods for r in joined[m]})
     mean = lambda m, r, ts: float(np.mean([joined[m][r][t] for t in ts]))
     print(f"Table 1: reporting split, mean ± std over the seeds (runs: {', '.join(runs)})")
@@ -93,8 +97,8 @@ def main():
         print(f"\nFigure 2: AMP minus AMP-maxpool, paired by seed ({len(paired)} seeds)")
         print("  " + "   ".join(f"{t} {cell(v, '+')}" for t, v in figure2.items()))
     if a.json:
-        json.dump(dict(files=a.files, tasks=tasks, runs=runs, scores=joined, **{f"minus_{base}": diffs}, figure2=figure2),
-                  open(a.json, "w"), indent=1)
+        json.dump(dict(files=a.files, tasks=tasks, runs=runs, scores=joined, **{f"minus_{base}": diffs},
+                       figure2=figure2), open(a.json, "w"), indent=1)
         print(f"\nwritten: {a.json}")
 
 
