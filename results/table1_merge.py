@@ -2,9 +2,9 @@
 checkpoints (issue 11). Each file holds some methods on some runs (one run folder per seed); this joins them by
 run folder and method, prints Table 1 (mean ± std over the seeds a column has), each method's difference from
 prompt tuning (or from --minus's column) paired by seed (the mean of all tasks, of the four small-split tasks, of
-the others, and each of those four), and
-Figure 2 (AMP minus AMP-maxpool per task, paired by seed). A run and method present in two files must hold the
-same scores (a rerun that reproduces); if not, this says so and keeps the first file's.
+the others, and each of those four), and Figure 2 (AMP minus AMP-maxpool per task, paired by seed). A run and
+method present in two files must hold the same scores (a rerun that reproduces); if not, this says so and keeps
+the first file's.
 
 Issue 12's ablations (results/table1_ablation.sh) train AMP's variants in copies of a seed's stage 1, runs/t<s>_<v>:
 their "amp" column is read as method <v> of runs/t<s> (wvonly, aonly, uniform; ptc's column is pt-continued), and
@@ -60,11 +60,10 @@ def main():
     ap.add_argument("--json", help="write the merged table (every seed's score) here")
     a = ap.parse_args()
     joined, tasks = merge(a.files)
-    asked = a.methods.split(",") if a.methods else [m for m in NAMES if m in joined]
-    for m in asked + [a.minus]:
+    methods = a.methods.split(",") if a.methods else [m for m in NAMES if m in joined]
+    for m in methods + [a.minus]:
         if m not in joined:
             ap.error(f"no column {m!r} in these files; they have: {', '.join(joined)}")
-    methods = asked
     runs = sorted({r for m in methods for r in joined[m]})
     mean = lambda m, r, ts: float(np.mean([joined[m][r][t] for t in ts]))
     print(f"Table 1: reporting split, mean ± std over the seeds (runs: {', '.join(runs)})")
