@@ -27,6 +27,16 @@ def test_spearman_is_one_for_the_same_order_minus_one_for_the_reverse_and_averag
     assert transfer.spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(1.5 / 3 ** 0.5)   # hand-computed, ties shared
 
 
+def test_per_target_gives_each_targets_spread_over_seeds_and_how_far_the_measured_rows_agree():
+    run = lambda M, rho: dict(measured={"t": dict(zip("abc", M))}, spearman={"amp": {"t": rho}})
+    res = {"s0": run([1.0, 2.0, 6.0], 0.5), "s1": run([6.0, 2.0, 1.0], -0.5), "s2": run([2.0, 4.0, 12.0], 1.0)}
+    out = transfer.per_target(res, ["t"])["t"]
+    assert out["best"] == pytest.approx([8.0, 8 ** 0.5])                # max of each row: 6, 6, 12
+    assert out["random"] == pytest.approx([4.0, 2 ** 0.5])              # row means: 3, 3, 6
+    assert out["spearman"]["amp"] == pytest.approx([1 / 3, (7 / 18) ** 0.5])
+    assert out["agreement"] == pytest.approx([-1.0, 1.0, -1.0])               # s0-s1 reversed, s0-s2 same order
+
+
 TASKS = ["senti_movies", "senti_food", "colours"]
 
 

@@ -168,6 +168,27 @@ def attempt_rows(out, run, targets, loaded, model, tokenizer, P, expect, device)
     return rows
 
 
+def per_target(results, targets):
+    """{T: mean ± std over the runs (seeds) of the best and of a random source's transfer and of each ranking's ρ,
+    and "agreement": Spearman's ρ between two runs' measured rows M_T (each pair of runs), which says whether the
+    measured transfer itself repeats from seed to seed.} Printed when there are several runs."""
+    rs, out = list(results.values()), {}
+    for T in targets:
+        S = list(rs[0]["measured"][T])
+        rows = [[r["measured"][T][s] for s in S] for r in rs]                   # (runs, sources)
+        stat = lambda x: [float(np.mean(x)), float(np.std(x))]
+        out[T] = dict(best=stat([max(x) for x in rows]), random=stat([np.mean(x) for x in rows]),
+                      spearman={k: stat([r["spearman"][k][T] for r in rs]) for k in rs[0]["spearman"]
+                                if all(k in r["spearman"] for r in rs)},
+                      agreement=[spearman(rows[i], rows[j]) for i in range(len(rs)) for j in range(i + 1, len(rs))])
+        if len(rs) > 1:
+            print(f"  {T}: best source {out[T]['best'][0]:+.1f} ± {out[T]['best'][1]:.1f}, random "
+                  f"{out[T]['random'][0]:+.1f} ± {out[T]['random'][1]:.1f}; ρ " + ", ".join(
+                      f"{k} {m:+.2f} ± {v:.2f}" for k, (m, v) in out[T]["spearman"].items())
+                  + "; seed-to-seed ρ of M_T " + ", ".join(f"{x:+.2f}" for x in out[T]["agreement"]))
+    return out
+
+
 def draw(res, path):
     """The measured transfer M (targets × sources) beside AMP's attention rows for the same targets."""
     import matplotlib
@@ -226,12 +247,17 @@ def main(argv=None):
         if rho:
             gain = float(np.mean([r["top1_gain"][kind][T] for r in results.values() if kind in r["top1_gain"]
                                   for T in targets]))
+            over = [r["top1_gain"][kind][T] - np.mean(list(r["measured"][T].values())) for r, T in cells
+                    if kind in r["top1_gain"]]                               # top pick minus a random source
             summary[kind] = dict(spearman_mean=float(np.nanmean(rho)), spearman_std=float(np.nanstd(rho)), top1_gain=gain,
                                  top1=int(sum(hit)), pairs=len(hit), chance_top1=float(np.mean(
-                                     [1 / (len(r["sources"]) - 1) for r in results.values()])) * len(hit))
+                                     [1 / (len(r["sources"]) - 1) for r in results.values()])) * len(hit),
+                                 over_random_mean=float(np.mean(over)), over_random_std=float(np.std(over)))
             print(f"  {kind:8s} Spearman ρ {summary[kind]['spearman_mean']:+.2f} ± {summary[kind]['spearman_std']:.2f}"
                   f"   top-1 = best measured: {sum(hit)} of {len(hit)} (chance {summary[kind]['chance_top1']:.1f})"
-                  f"; transfer of its top pick {gain:+.2f}")
+                  f"; transfer of its top pick {gain:+.2f}, minus a random source's {np.mean(over):+.2f} ± "
+                  f"{np.std(over):.2f}")
+    summary["targets"] = per_target(results, targets)
     for out, r in results.items():
         for T in targets:
             best = max(r["measured"][T], key=r["measured"][T].get)
