@@ -40,7 +40,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from amp import init_prompt, load_tensors, save_tensors, seed_for
+from amp import init_prompt, seed_for
+from runfiles import load_tensors, save_tensors
 
 
 def scaled_sizes(d, l):

@@ -38,10 +38,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is unreachable here; eve
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from amp import (DAMAttention, PromptModel, init_prompt, load_encoder, max_positions, prompts_per_example,  # noqa: E402
+from amp import (PromptModel, init_prompt, load_encoder, max_positions, prompts_per_example,  # noqa: E402
                  resolve_model)
-from dam import _mem_peak, _mem_start, _proc  # noqa: E402
+from dam import SCORERS, DAMAttention  # noqa: E402
 from data import collate, load_task, tokenize  # noqa: E402
+import demo  # noqa: E402,F401  (adds the demo suites to data.py)
 
 ap = argparse.ArgumentParser(description="Speed of prompted steps: this project against PEFT prompt tuning.")
 ap.add_argument("--quick", action="store_true", help="small sizes for every flag left unset (whole run < 5 min on 2 "
@@ -63,6 +64,13 @@ ap.add_argument("--max-eval", type=int, help="section b: dev rows per task (quic
 ap.add_argument("--epochs", type=int, default=1, help="section b: epochs per task")
 ap.add_argument("--psi-steps", type=int, help="section c: timed paper-size steps (quick 1, no warm-up; full 3)")
 ap.add_argument("--baseline-run", action="store_true", help="internal: run section b's padded PEFT baseline and exit")
+ap.add_argument("--dam-sizes", default="11,64,256,1024", help="section dam: numbers of tasks n (m = n)")
+ap.add_argument("--dam-l", type=int, default=100, help="section dam: prompt length l (paper: 100)")
+ap.add_argument("--dam-k", type=int, default=768, help="section dam: query/key size k (paper: 768)")
+ap.add_argument("--dam-repeats", type=int, default=3, help="section dam: timed runs after the warm-up (at most)")
+ap.add_argument("--dam-budget", type=float, default=30.0, help="section dam: seconds of timed runs per form and n")
+ap.add_argument("--dam-max-seconds", type=float, default=60.0, help="section dam: skip forms estimated slower")
+ap.add_argument("--dam-dtype", default="float32", choices=["float32", "float64", "bfloat16"], help="section dam: dtype")
 SIZES = {"quick": dict(rounds=3, steps=1, suite="sst2,rte,boolq", max_train=48, max_eval=32, psi_steps=1),
          "full": dict(rounds=6, steps=2, suite="sst2,rte,qnli,boolq", max_train=1000, max_eval=200, psi_steps=3)}
 
@@ -365,13 +373,107 @@ def section_c(a, device):
           f"of the time, {100 * f_psi / (f_psi + f_step):.2f}% of the FLOPs (target: under 1%)")
 
 
+# ----------------------------------------------------------------------------------------
+# Benchmark. Time: median over timed runs after one warm-up (fast forms repeat the call
+# inside each run). Memory, two columns: "est" is the dominant allocation computed from
+# the shapes; "peak" is measured: on CPU the growth of the process's peak resident memory
+# (VmHWM in /proc/self/status, reset through /proc/self/clear_refs) during the timed runs,
+# i.e. memory the form had to take from the OS; on CUDA torch.cuda.max_memory_allocated.
+
+def _proc(path, key, kib=True):
+    """The 'key: value' field of a /proc file (in bytes if kib); None where there is no /proc."""
+    try:
+        value = next(ln.split(":", 1)[1].strip() for ln in open(path) if ln.startswith(key))
+    except (OSError, StopIteration):
+        return None
+    return int(value.split()[0]) * 1024 if kib else value
+
+
+def _mem_start(device):
+    """Reset the peak-memory counter; return the baseline in bytes (None: cannot measure)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current VmRSS
+    except OSError:
+        return None
+    return _proc("/proc/self/status", "VmRSS")
+
+
+def _mem_peak(device, base):
+    if base is None:
+        return None
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) - base
+    return _proc("/proc/self/status", "VmHWM") - base
+
+
+def estimate_bytes(form, n, m, l, k, b):
+    """Dominant allocation of one call, in bytes (b bytes per element)."""
+    if form == "conv":
+        return (n * l) * (m * l) * b + n * m * b  # S, then S'
+    if form == "loop":
+        return l * l * b + n * m * b  # one block b_ij at a time
+    return (n + m) * k * b + n * m * b  # pooled Q and K (einsum sums a, b out first)
+
+
+def section_dam(args, device):
+    dtype = getattr(torch, args.dam_dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
+               else _proc("/proc/cpuinfo", "model name", kib=False) or "unknown CPU")
+    print(f"DAM benchmark | {machine} | {torch.get_num_threads()} threads | torch {torch.__version__}")
+    print(f"l={args.l} k={args.k} {args.dam_dtype} on {device}; median of runs after 1 warm-up; peak = "
+          f"measured ({'VmHWM growth' if device.type == 'cpu' else 'max_memory_allocated'}), est = from shapes")
+    print(f"{'n':>6} {'form':>8} {'median ms':>11} {'runs':>5} {'peak MiB':>9} {'est MiB':>9}")
+    torch.manual_seed(0)
+    last = {}  # form -> (n, seconds) at its last timed size, to extrapolate to the next one
+    for n in [int(s) for s in args.dam_sizes.split(",")]:
+        Q = torch.randn(n, args.dam_l, args.dam_k, dtype=dtype, device=device)  # (n, l, k)
+        K = torch.randn(n, args.dam_l, args.dam_k, dtype=dtype, device=device)  # (n, l, k)
+        med = {}
+        for form in ("loop", "conv", "einsum", "dam", "maxpool"):
+            f, row = SCORERS[form], f"{n:>6} {form:>8} "
+            need = estimate_bytes(form, n, n, args.dam_l, args.dam_k, Q.element_size())
+            free = (torch.cuda.mem_get_info(device)[0] if device.type == "cuda"
+                    else _proc("/proc/meminfo", "MemAvailable"))
+            if free is not None and need > 0.8 * free - 2**30:  # keep 20% + 1 GiB free
+                print(row + f"skipped: needs ~{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free")
+                continue
+            est_s = last[form][1] * (n / last[form][0]) ** 2 if form in last else 0.0  # <= O(n^2)
+            if est_s > args.dam_max_seconds:
+                print(row + f"skipped: ~{est_s:.0f} s estimated")
+                continue
+            sync(); t0 = time.perf_counter(); f(Q, K); sync()
+            t_warm = max(time.perf_counter() - t0, 1e-9)
+            inner = max(1, int(0.02 / t_warm))  # calls per run, so that fast forms run >= 20 ms
+            runs = max(1, min(args.dam_repeats, int(args.dam_budget / t_warm)))
+            times, peaks = [], []
+            for _ in range(runs):
+                base = _mem_start(device)
+                sync(); t0 = time.perf_counter()
+                for _ in range(inner):
+                    f(Q, K)
+                sync(); times.append((time.perf_counter() - t0) / inner)
+                peaks.append(_mem_peak(device, base))
+            peak = float("nan") if None in peaks else max(peaks)
+            med[form] = sorted(times)[(len(times) - 1) // 2]
+            last[form] = (n, med[form])
+            print(row + f"{med[form] * 1e3:>11.3f} {runs:>5} {peak / 2**20:>9.1f} {need / 2**20:>9.1f}")
+        ratios = [f"conv/dam time = {med['conv'] / med['dam']:.0f}x"] if "conv" in med else []
+        ratios.append(f"dam/maxpool time = {med['dam'] / med['maxpool']:.2f}x")
+        print(f"{'':>15} " + ", ".join(ratios))
+
+
 if __name__ == "__main__":
     a = ap.parse_args()
     for k, v in SIZES["quick" if a.quick else "full"].items():
         setattr(a, k, v if getattr(a, k) is None else getattr(a, k))
     if a.device not in ("cpu", "cuda") or (a.device == "cuda" and not torch.cuda.is_available()):
         sys.exit(f"bench.py: error: --device {a.device}: use cpu, or cuda on a machine where torch sees a GPU")
-    if set(a.sections.split(",")) - {"a", "b", "c"}:   # the flags first, then what the machine lacks
+    if set(a.sections.split(",")) - {"a", "b", "c", "dam"}:   # the flags first, then what the machine lacks
         sys.exit(f"bench.py: error: --sections {a.sections}: give a comma list of a, b, c")
     if not os.path.isdir(a.data_dir):
         sys.exit(f"bench.py: error: no data folder {a.data_dir}; pass --data-dir (a copy of ../shared/data)")
@@ -391,5 +493,5 @@ if __name__ == "__main__":
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     t0 = time.perf_counter()
     for s in a.sections.split(","):
-        {"a": section_a, "b": section_b, "c": section_c}[s](a, device)
+        {"a": section_a, "b": section_b, "c": section_c, "dam": section_dam}[s](a, device)
     print(f"bench.py: {time.perf_counter() - t0:.0f} s")

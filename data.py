@@ -4,22 +4,17 @@
   (nyu-mll/glue, aps/super_glue, ...), or from `<data-dir>/<task>/<split>.jsonl` in the same schema (../shared/data).
 - Your own tasks: `<data-dir>/<name>/{train,validation[,test]}.jsonl`, rows {"text", "text_pair"?, "label"}, and an
   optional task.json {"metric": "accuracy" | "f1" | "pearson" | ..., "num_labels": C, "labels": [names]}.
-- The offline demo suites: `demo`, 8 generated tasks, 3 families of related tasks and one unrelated, so whether
-  AMP's attention finds related sources can be checked against ground truth; `lowres` (the default): the same 8
-  with one target per family cut to 32 training rows (`*_32`) beside its full-size siblings.
+- Tasks made in code (GENERATED): demo.py adds the offline demo suites `demo` and `lowres` (the default).
 - Honest splits (ATTEMPT's protocol): `split_task`. Batches: `task_batches`; mixing (paper 4.2): `epoch_batches`.
 
-Run:
-  python data.py                                   # the lowres suite (or --tasks demo): sizes, one example each
-  python data.py --tasks paper --data-dir ../shared/data --carve   # the 11 tasks from a local copy
+Run (demo.py prints what this file loads):
+  python demo.py --tasks paper --data-dir ../shared/data --carve   # the 11 tasks from a local copy
 """
-import argparse
 import itertools
 import json
 import math
 import os
 import random
-import zlib
 
 import datasets
 import torch
@@ -32,7 +27,7 @@ class DataError(Exception):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The registry: the paper's Table 3 (plus MNLI, SPoT-m's source task), and the demo suites (defined below).
+# The registry: the paper's Table 3 (plus MNLI, SPoT-m's source task); demo.py adds the demo suites.
 def _task(hub, fields, labels, metrics, family, report="validation", max_tokens=256, splits="train validation"):
     """One task, lists as words. hub: "repository config"; labels: class names in class order (None = regression);
     splits: the only ones read, with report, the one the paper reports on; max_tokens: stage-1 input (paper A.3)."""
@@ -61,94 +56,11 @@ REGISTRY = {
                   "validation_matched", splits="train"),
 }
 PAPER_TASKS = ["imdb", "sst2", "yelp_polarity", "stsb", "mrpc", "rte", "scitail", "cb", "multirc", "boolq", "qnli"]
-TARGET_MAX_TOKENS = 384   # paper 4.2: one input length for every task in stage 2
+SUITES = {"paper": PAPER_TASKS}   # named lists of tasks; demo.py adds "demo" and "lowres"
+GENERATED = {}   # tasks made in code: name -> rows(split, seed); demo.py adds the demo suites
 SPLIT_SEED = 0            # splits and subsets do not move with --seed, so every run reports on the same rows
 MIN_REPORT = 25           # fewer reporting rows than this is "not measurable" (CB's halved validation has 28)
 K_CAP = 100_000           # paper 4.2: examples-proportional mixing with at most K examples per task
-
-# ----------------------------------------------------------------------------------------------------------
-# The demo suites. Families share their label-defining words and label meaning; surface words differ by domain.
-POS = "great wonderful excellent delightful superb lovely fantastic brilliant".split()
-NEG = "terrible awful dreadful disappointing horrible mediocre poor annoying".split()
-SENTI_TEMPLATES = ["the {n} was {neg}{a} .", "i thought the {n} was {neg}{a} .", "overall , the {n} is {neg}{a} .",
-                   "honestly the {n} felt {neg}{a} to me .", "my friends said the {n} was {neg}{a} .",
-                   "to be fair , the {n} was {neg}{a} ."]
-DEMO = {  # name: (family, generator, domain words)
-    "senti_movies": ("sentiment", "sentiment", ("film plot acting ending soundtrack script cast movie sequel director",
-                                                 "gripping moving", "dull predictable")),
-    "senti_food": ("sentiment", "sentiment", ("pasta service dessert soup waiter menu coffee steak salad bread",
-                                               "tasty fresh", "bland stale")),
-    "senti_gadgets": ("sentiment", "sentiment", ("battery screen charger keyboard speaker camera laptop headset "
-                                                  "mouse phone", "reliable sleek", "flimsy clunky")),
-    "para_animals": ("paraphrase", "paraphrase", ("dog:puppy cat:kitten horse:pony bird:sparrow rabbit:bunny "
-                                                   "cow:calf fox:vixen duck:duckling",
-                                                   "runs:sprints eats:feeds sleeps:naps jumps:leaps hides:shelters")),
-    "para_people": ("paraphrase", "paraphrase", ("teacher:instructor doctor:physician lawyer:attorney chef:cook "
-                                                  "pilot:aviator student:pupil singer:vocalist farmer:grower",
-                                                  "works:labours speaks:talks waits:lingers reads:studies arrives:comes")),
-    "entail_basket": ("containment", "containment", ("the basket holds", "apples eggs books toys shoes keys coins "
-                                                      "cups flowers candles cookies towels")),   # one token each
-    "entail_trips": ("containment", "containment", ("last summer she visited", "paris rome oslo vienna lisbon prague "
-                                                     "dublin madrid athens warsaw berlin zurich")),
-    "colours": ("colour", "colour", ("car wall shirt door cup chair lamp bag hat bike boat kite scarf sofa mug fence",
-                                     "red blue green yellow purple orange pink brown grey white",
-                                     "large small old new heavy cheap quiet clean tall round")),
-}
-SMALL = {f"{n}_32": n for n in ("senti_food", "para_people", "entail_trips")}   # task n with 32 training rows
-SUITES = {"demo": list(DEMO), "paper": PAPER_TASKS, "lowres": [n + "_32" if n + "_32" in SMALL else n for n in DEMO]}
-DEMO.update({name: DEMO[full] for name, full in SMALL.items()})   # DEMO: every generated task (eval reads families)
-PLACES = "in the park:at the park|near the river:by the river|in the garden:in the yard|on the hill:atop the hill|" \
-         "at home:in the house|in the city:downtown"
-DEMO_SIZES = {"train": 300, "validation": 100, "test": 200}
-DEMO_NOISE = 0.1          # share of training labels flipped, so that help from related tasks can matter
-for _name, (_family, _, _) in DEMO.items():
-    REGISTRY[_name] = _task("", "text text_pair", "0 1", "accuracy", _family, "test", 64)
-
-
-def _demo_example(kind, words, rng, label):
-    """One (text, text_pair, label) of a demo family; label 1 = positive / same meaning / contained / a colour."""
-    if kind == "sentiment":          # the same adjectives in every domain; "not" flips the label
-        nouns, pos_extra, neg_extra = (w.split() for w in words)
-        negate = rng.random() < 0.25
-        adj = rng.choice((POS + pos_extra) if label != negate else (NEG + neg_extra))
-        return rng.choice(SENTI_TEMPLATES).format(n=rng.choice(nouns), a=adj, neg="not " * negate), None, int(label)
-    if kind == "paraphrase":         # same meaning in synonyms, or two of subject, verb and place changed
-        slots = [[w.split(":") for w in ws.split()] for ws in words] + [[p.split(":") for p in PLACES.split("|")]]
-        a = [rng.choice(s) for s in slots]
-        b = [pair[::-1] if rng.random() < 0.5 else pair for pair in a]
-        for i in ([] if label else rng.sample(range(3), 2)):   # one slot changed: frozen MiniLM's [CLS] reads it
-            b[i] = rng.choice([p for p in slots[i] if p != a[i]])  # poorly (a linear head: 69%; two: 90%)
-        return "the {} {} {} .".format(*(p[0] for p in a)), "the {} {} {} .".format(*(p[1] for p in b)), int(label)
-    if kind == "containment":        # is the hypothesis item in the premise's list? (items are one token each)
-        lead, items = words[0], words[1].split()
-        xs = rng.sample(items, 3)
-        y = rng.choice(xs) if label else rng.choice([i for i in items if i not in xs])
-        return f"{lead} {xs[0]} , {xs[1]} and {xs[2]} .", f"{lead} {y} .", int(label)
-    nouns, colours, others = (w.split() for w in words)   # "colour": does the sentence name a colour?
-    template = rng.choice(["the {n} is {w} .", "i saw a {w} {n} today .", "there is a {w} {n} in the room .",
-                           "he wants the {w} {n} ."])
-    return template.format(n=rng.choice(nouns), w=rng.choice(colours if label else others)), None, int(label)
-
-
-def demo_split(name, split, seed=0):
-    """Rows of a demo task, deterministic in (name, split, seed); splits never share a text pair. A small task
-    (SMALL) is its full task's first training rows, with the full task's validation and test rows."""
-    full = SMALL.get(name, name)
-    (_, kind, words), seen = DEMO[full], set()
-    for s in ("train", "validation", "test"):
-        rng, rows = random.Random(zlib.crc32(f"{full}/{s}/{seed}".encode())), []
-        for _ in range(100 * DEMO_SIZES[s]):  # rejection sampling; a family with too few texts fails loudly
-            text, pair, label = _demo_example(kind, words, rng, len(rows) % 2 == 0)   # balanced classes
-            if (text, pair) not in seen:
-                seen.add((text, pair))
-                flip = s == "train" and rng.random() < DEMO_NOISE
-                rows.append({"text": text, "text_pair": pair, "label": 1 - label if flip else label})
-            if len(rows) == DEMO_SIZES[s]:
-                break
-        assert len(rows) == DEMO_SIZES[s], f"demo task {name} has too few distinct texts for {DEMO_SIZES[s]} rows"
-        if s == split:
-            return rows[:32] if s == "train" and name in SMALL else rows
-
 
 # ----------------------------------------------------------------------------------------------------------
 # Task lists and reading raw rows: each split is (source, [(line number, row)]), a row's place being source + line.
@@ -195,8 +107,8 @@ def read_jsonl(path):
 def read_split(name, split, data_dir=None, seed=0):
     """(source, rows) of one split, or None if the task has no such split."""
     folder = os.path.join(data_dir or "", name)
-    if name in DEMO:
-        rows = demo_split(name, split, seed)
+    if name in GENERATED:
+        rows = GENERATED[name](split, seed)
         return rows and (f"demo task {name}, {split} row ", list(enumerate(rows, 1)))
     if data_dir and os.path.isdir(folder):
         path = os.path.join(folder, f"{split}.jsonl")
@@ -379,20 +291,3 @@ def epoch_batches(sizes, batch_size, seed, epoch, K=K_CAP):
     cycles = [itertools.cycle(order) for order in orders]
     pairs = [(t, next(cycles[t])) for t in draws]                             # task t's next row
     return [pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size)]
-
-
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description="Show the tasks data.py loads: sizes, splits, families, one example.")
-    ap.add_argument("--tasks", default="lowres", help="lowres (the default) | demo | paper | comma list of tasks, folders")
-    ap.add_argument("--data-dir", default=None, help="folder of <task>/<split>.jsonl (default: the hub)")
-    ap.add_argument("--protocol", default="honest", choices=["honest", "paper"], help="split protocol (see split_task)")
-    ap.add_argument("--carve", action="store_true", help="carve a missing train split from the reporting split")
-    args = ap.parse_args()
-    try:
-        for t in (load_task(n, args.data_dir, args.protocol, args.carve) for n in parse_tasks(args.tasks, args.data_dir)):
-            ex, sizes = t["train"][0], " ".join(f"{s}={len(t[s]):6d}" for s in ("train", "dev", "report"))
-            print(f"{t['name']:15s} family={t['info']['family']:12s} labels={t['info']['num_labels']} {sizes} "
-                  f"{'' if t['measurable'] else '(not measurable) '}{t['note']}\n{'':15s} {ex['text'][:70]!r} | "
-                  f"{(ex['text_pair'] or '')[:40]!r} -> {ex['label']}")
-    except DataError as e:
-        raise SystemExit(f"data.py: error: {e}")

@@ -14,9 +14,10 @@ import time
 import torch
 from tqdm import tqdm
 
-from amp import atomic, load_checkpoint, seed_for
+from amp import seed_for
 from data import collate, epoch_batches, task_batches
-from eval import EVAL_BATCH, autocast, evaluate
+from metrics import EVAL_BATCH, autocast, evaluate
+from runfiles import atomic, load_checkpoint
 
 
 class Stop(Exception):

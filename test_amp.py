@@ -13,10 +13,14 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import amp  # noqa: E402
+import runfiles  # noqa: E402
+import dam  # noqa: E402
+import metrics  # noqa: E402
 import eval as evaluation  # noqa: E402
 import loop  # noqa: E402
 import train  # noqa: E402
 from data import collate, load_task, tokenize  # noqa: E402
+import demo  # noqa: E402,F401  (adds the demo suites to data.py)
 
 SMALL = ["--max-train", "64", "--max-eval", "32", "--batch-size", "16", "--prompt-len", "4", "--seed", "1"]
 
@@ -110,10 +114,10 @@ def test_every_file_of_a_run_is_written_and_loads_back(run_dir):
     assert {r["event"] for r in log} >= {"epoch", "checkpoint", "done"}
     for t in cfg["run"]["tasks"]:
         for folder in ("source", "target"):
-            W, meta = amp.load_tensors(os.path.join(run_dir, folder, f"{t}.safetensors"), dict(task=t, l=4, d=32))
+            W, meta = runfiles.load_tensors(os.path.join(run_dir, folder, f"{t}.safetensors"), dict(task=t, l=4, d=32))
             assert W["P"].shape == (4, 32) and W["head.weight"].shape == (2, 32)
         assert "accuracy" in json.load(open(os.path.join(run_dir, "source", f"{t}.json")))["dev"]
-    psi, _ = amp.load_tensors(os.path.join(run_dir, "psi.safetensors"), dict(d=32, k=32))
+    psi, _ = runfiles.load_tensors(os.path.join(run_dir, "psi.safetensors"), dict(d=32, k=32))
     assert set(psi) == {"W_Q", "W_K", "W_V"} and psi["W_V"].shape == (32, 32)
     assert not torch.equal(psi["W_V"], torch.eye(32))                      # W_V is trained by default (paper)
     A = json.load(open(os.path.join(run_dir, "attention.json")))
@@ -123,24 +127,24 @@ def test_every_file_of_a_run_is_written_and_loads_back(run_dir):
     encoder, tok = amp.load_encoder(cfg["run"]["model"])
     model = amp.PromptModel(encoder, [2, 2])
     for i, t in enumerate(cfg["run"]["tasks"]):                             # eval.json = the saved prompt, re-scored
-        W, _ = amp.load_tensors(os.path.join(run_dir, "target", f"{t}.safetensors"), {})
+        W, _ = runfiles.load_tensors(os.path.join(run_dir, "target", f"{t}.safetensors"), {})
         model.heads[i].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
         data = tokenize(load_task(t, max_train=64, max_eval=32)["report"], tok, 64)
-        assert evaluation.evaluate(model, W["P"], data, i, ["accuracy"], 7, "cpu") == results["amp"][t]
+        assert metrics.evaluate(model, W["P"], data, i, ["accuracy"], 7, "cpu") == results["amp"][t]
     assert open(os.path.join(run_dir, "attention.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert not os.path.exists(os.path.join(run_dir, "ckpt.pt"))            # a finished stage leaves no checkpoint
 
 
 def test_stage_target_reads_the_source_prompts_stage_source_wrote(run_dir):
     names = ["senti_food", "colours"]
-    P = torch.stack([amp.load_tensors(os.path.join(run_dir, "source", f"{t}.safetensors"), {})[0]["P"] for t in names])
-    psi = amp.DAMAttention(32)
-    psi.load_state_dict(amp.load_tensors(os.path.join(run_dir, "psi.safetensors"), {})[0])
+    P = torch.stack([runfiles.load_tensors(os.path.join(run_dir, "source", f"{t}.safetensors"), {})[0]["P"] for t in names])
+    psi = dam.DAMAttention(32)
+    psi.load_state_dict(runfiles.load_tensors(os.path.join(run_dir, "psi.safetensors"), {})[0])
     P_target, A = psi(P)
     for i, t in enumerate(names):
-        W, _ = amp.load_tensors(os.path.join(run_dir, "target", f"{t}.safetensors"), {})
+        W, _ = runfiles.load_tensors(os.path.join(run_dir, "target", f"{t}.safetensors"), {})
         assert torch.allclose(W["P"], P_target[i], atol=1e-6) and torch.allclose(W["A"], A[i], atol=1e-6)
-        source_head = amp.load_tensors(os.path.join(run_dir, "source", f"{t}.safetensors"), {})[0]["head.weight"]
+        source_head = runfiles.load_tensors(os.path.join(run_dir, "source", f"{t}.safetensors"), {})[0]["head.weight"]
         assert torch.equal(W["head.weight"], source_head)                   # heads frozen in stage 2 by default
 
 
@@ -161,8 +165,8 @@ def test_one_pass_stage_source_equals_training_each_task_alone(tiny, tmp_path):
                                          "--max-steps", "7", "--out", str(tmp_path / out)])
     run("both", "senti_food,colours"), run("food", "senti_food"), run("colours", "colours")
     for task in ("senti_food", "colours"):
-        together = amp.load_tensors(str(tmp_path / "both" / "source" / f"{task}.safetensors"), {})[0]
-        alone = amp.load_tensors(str(tmp_path / ("food" if task == "senti_food" else "colours") / "source" /
+        together = runfiles.load_tensors(str(tmp_path / "both" / "source" / f"{task}.safetensors"), {})[0]
+        alone = runfiles.load_tensors(str(tmp_path / ("food" if task == "senti_food" else "colours") / "source" /
                                      f"{task}.safetensors"), {})[0]
         assert together.keys() == alone.keys() and all(torch.equal(together[k], alone[k]) for k in alone)
     keys = [json.loads(line).get("key") for line in open(tmp_path / "both" / "log.jsonl")]
@@ -227,12 +231,12 @@ def test_a_roberta_style_encoder_runs_end_to_end_at_its_longest_input(tmp_path):
 def test_add_task_leaves_old_target_prompts_byte_identical(run_dir):
     names = ["senti_food", "colours"]
     before = {t: open(os.path.join(run_dir, "target", f"{t}.safetensors"), "rb").read() for t in names}
-    psi_before = amp.load_tensors(os.path.join(run_dir, "psi.safetensors"), {})[0]
+    psi_before = runfiles.load_tensors(os.path.join(run_dir, "psi.safetensors"), {})[0]
     train.main(["--add-task", "senti_movies", "--out", run_dir])
     for t in names:
         assert open(os.path.join(run_dir, "target", f"{t}.safetensors"), "rb").read() == before[t]
     assert os.path.exists(os.path.join(run_dir, "target", "senti_movies.safetensors"))
-    assert not torch.equal(amp.load_tensors(os.path.join(run_dir, "psi.safetensors"), {})[0]["W_Q"], psi_before["W_Q"])
+    assert not torch.equal(runfiles.load_tensors(os.path.join(run_dir, "psi.safetensors"), {})[0]["W_Q"], psi_before["W_Q"])
     A = json.load(open(os.path.join(run_dir, "attention.json")))
     assert A["tasks"] == names + ["senti_movies"] and [r[2] for r in A["A"][:2]] == [0.0, 0.0]
     assert abs(sum(A["A"][2]) - 1) < 1e-5 and A["A"][2][2] > 0
@@ -241,9 +245,9 @@ def test_add_task_leaves_old_target_prompts_byte_identical(run_dir):
 
 def test_files_made_for_another_setting_name_both_sides(run_dir):
     with pytest.raises(amp.ModelError, match=r"l=4, but this run has l=100"):
-        amp.load_tensors(os.path.join(run_dir, "source", "colours.safetensors"), dict(l=100))
+        runfiles.load_tensors(os.path.join(run_dir, "source", "colours.safetensors"), dict(l=100))
     with pytest.raises(amp.ModelError, match=r"task='colours', but this run has task='sst2'"):
-        amp.load_tensors(os.path.join(run_dir, "source", "colours.safetensors"), dict(task="sst2"))
+        runfiles.load_tensors(os.path.join(run_dir, "source", "colours.safetensors"), dict(task="sst2"))
 
 
 def test_unknown_model_stops_with_one_line_naming_the_way_out():
@@ -278,15 +282,15 @@ def test_real_tasks_run_end_to_end_with_their_metrics(tiny, tmp_path):
     results = json.load(open(os.path.join(out, "eval.json")))["scores"]["amp"]
     assert set(results["stsb"]) == {"pearson", "spearman"} and results["stsb"]["pearson"] != results["stsb"]["spearman"]
     assert set(results["cb"]) == {"accuracy", "macro_f1"} and set(results["multirc"]) == {"f1a", "em"}
-    heads = amp.load_tensors(os.path.join(out, "target", "cb.safetensors"), {})[0]["head.weight"]
+    heads = runfiles.load_tensors(os.path.join(out, "target", "cb.safetensors"), {})[0]["head.weight"]
     assert heads.shape == (3, 32)                                           # CB: three classes
 
 
 def test_metrics_match_hand_computed_values():
-    s = evaluation.score(["accuracy", "f1", "macro_f1", "em"], [1, 0, 1, 1], [1, 0, 0, 1], ["q1", "q1", "q2", "q3"])
+    s = metrics.score(["accuracy", "f1", "macro_f1", "em"], [1, 0, 1, 1], [1, 0, 0, 1], ["q1", "q1", "q2", "q3"])
     assert s["accuracy"] == 75.0 and s["f1"] == pytest.approx(100 * 2 * 2 / (3 + 2))
     assert s["macro_f1"] == pytest.approx((100 * 2 / 3 + 80) / 2) and s["em"] == pytest.approx(100 * 2 / 3)
-    r = evaluation.score(["pearson", "spearman"], [1.0, 2.0, 3.0, 5.0], [2.0, 4.0, 6.0, 7.0], None)
+    r = metrics.score(["pearson", "spearman"], [1.0, 2.0, 3.0, 5.0], [2.0, 4.0, 6.0, 7.0], None)
     assert r["spearman"] == pytest.approx(100.0) and 90 < r["pearson"] < 100
 
 

@@ -20,7 +20,10 @@ from baselines import (AttemptAttention, TokenBank, params_per_method, scaled_si
                        spot_s_init, spot_s_weights, spot_similarity, tpt_prompt)
 from dam import DAMAttention  # noqa: E402
 import amp  # noqa: E402
+import runfiles  # noqa: E402
+import metrics  # noqa: E402
 from data import load_task, tokenize  # noqa: E402
+import demo  # noqa: E402,F401  (adds the demo suites to data.py)
 import eval as evaluation  # noqa: E402
 import train  # noqa: E402
 from test_amp import make_tiny_encoder  # noqa: E402
@@ -251,7 +254,7 @@ def test_each_method_trains_its_formula_keeps_frozen_weights_and_its_files_score
             t, x = TASKS.index(n), load_task(n, max_train=32, max_eval=30)
             dev = tokenize(x["dev"], model_tokenizer(out), 64)
             prompt = evaluation.method_prompt(out, method, n, t, model, P_sources, "cpu", expect)
-            scores.append(evaluation.evaluate(model, prompt, dev, t, ["accuracy"], 7, "cpu")["accuracy"])
+            scores.append(metrics.evaluate(model, prompt, dev, t, ["accuracy"], 7, "cpu")["accuracy"])
             model.encoder.load_state_dict(frozen)
         assert abs(sum(scores) / len(scores) - best) < 1e-9, (key, scores, best)
     assert sum(fits) == counts["total_with_heads"], (fits, counts)        # README's formula
@@ -270,8 +273,8 @@ def test_pt_continued_starts_from_each_tasks_source_prompt_and_head(source_run, 
     train.main(["--stage", "target", "--method", "pt-continued", "--overwrite", "--lr", "1e-30", "--head-lr", "1e-30",
                 "--max-steps", "1", "--out", out])
     for n in TASKS:
-        src, _ = amp.load_tensors(os.path.join(out, "source", f"{n}.safetensors"), {})
-        got, _ = amp.load_tensors(os.path.join(out, "pt-continued", "target", f"{n}.safetensors"), {})
+        src, _ = runfiles.load_tensors(os.path.join(out, "source", f"{n}.safetensors"), {})
+        got, _ = runfiles.load_tensors(os.path.join(out, "pt-continued", "target", f"{n}.safetensors"), {})
         for k in ["P", "head.weight", "head.bias"]:
             assert torch.allclose(got[k], src[k], atol=1e-6), (n, k)
 
@@ -280,11 +283,11 @@ def test_attn_identity_trains_only_w_v_and_each_target_prompt_is_its_own_source_
                                                                                                   tmp_path):
     out = copy_run(source_run[0], tmp_path / "run")
     train.main(["--stage", "target", "--attn", "identity", "--overwrite", "--lr", "1e-2", "--max-steps", "3", "--out", out])
-    psi, _ = amp.load_tensors(os.path.join(out, "psi.safetensors"), {})
+    psi, _ = runfiles.load_tensors(os.path.join(out, "psi.safetensors"), {})
     assert set(psi) == {"W_V"} and not torch.allclose(psi["W_V"], torch.eye(32))        # W_V trained, alone
     for i, n in enumerate(TASKS):
-        src, _ = amp.load_tensors(os.path.join(out, "source", f"{n}.safetensors"), {})
-        got, _ = amp.load_tensors(os.path.join(out, "target", f"{n}.safetensors"), {})
+        src, _ = runfiles.load_tensors(os.path.join(out, "source", f"{n}.safetensors"), {})
+        got, _ = runfiles.load_tensors(os.path.join(out, "target", f"{n}.safetensors"), {})
         assert torch.allclose(got["P"], src["P"] @ psi["W_V"], atol=1e-5)
         assert torch.equal(got["A"], torch.eye(2)[i])
 
@@ -295,7 +298,7 @@ def test_max_tokens_caps_every_input_and_later_stages_keep_the_runs_cap(tmp_path
     train.main(["--stage", "source", "--tasks", "para_people", "--model", tiny, "--max-train", "16", "--max-eval",
                 "16", "--prompt-len", "4", "--max-steps", "1", "--max-tokens", "9", "--out", out])
     info, (encoder, tok) = load_task("para_people")["info"], amp.load_encoder(tiny)
-    assert evaluation.input_tokens(info, encoder, tok, 4, 9) == 9 and evaluation.input_tokens(info, encoder, tok, 4) == 64
+    assert metrics.input_tokens(info, encoder, tok, 4, 9) == 9 and metrics.input_tokens(info, encoder, tok, 4) == 64
     train.main(["--stage", "target", "--max-steps", "1", "--out", out])
     result, _, _ = evaluation.evaluate_run(out, 16, "cpu")
     assert result["input_tokens"] == {"para_people": 9}                   # eval reads the run's cap

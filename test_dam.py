@@ -15,6 +15,7 @@ import unittest
 import torch
 
 from dam import SCORERS, DAMAttention, dam_conv, dam_einsum, dam_loop, dam_mean, maxpool_scores
+from psi_variants import start_near_identity
 
 DAM_FORMS = {"loop": dam_loop, "conv": dam_conv, "einsum": dam_einsum, "mean": dam_mean}
 # (n, m, l, k, magnitude): n != m, l = 1, k = 1, the paper's l = 100 and k = 768, large values
@@ -215,7 +216,7 @@ def test_frozen_wv_is_not_trainable_but_is_saved():
 def test_start_near_identity_reaches_its_diagonal_and_ranks_by_mean_prompt():
     P = rand(6, 5, 16, dtype=torch.float32, seed=7)  # (n, l, d)
     psi = DAMAttention(16, train_wv=False)
-    line = psi.start_near_identity(P, target=0.9)
+    line = start_near_identity(psi, P, target=0.9)
     s = psi.W_Q[0, 0].item()
     A = psi(P)[1]  # (n, n)
     assert line.startswith(f"W_Q = W_K = {s:.3f}·I") and "every task is its own best match" in line, line
@@ -249,7 +250,7 @@ def with_shorter_copy(P, noise=0.05):
 def test_start_near_identity_keeps_s_eye_on_ordinary_prompts_for_both_scorers():
     for scores in ("dam", "maxpool"):
         psi = DAMAttention(16, scores=scores, train_wv=False)
-        line = psi.start_near_identity(task_prompts(), names=NAMES)
+        line = start_near_identity(psi, task_prompts(), names=NAMES)
         s = psi.W_Q[0, 0].item()
         assert s > 0 and torch.allclose(psi.W_Q, s * torch.eye(16)), (scores, line)  # the plain start, kept
         assert line.startswith("W_Q = W_K =") and "would" not in line, (scores, line)
@@ -261,7 +262,7 @@ def test_start_near_identity_replaces_s_eye_when_a_task_is_a_shorter_copy():
         pool = P.mean(1) if scores == "dam" else P.amax(1)  # (n, d)
         assert (pool[4] @ pool[0]) > (pool[4] @ pool[4])  # s·I would hand echo alpha's prompt
         psi = DAMAttention(16, scores=scores, train_wv=False)
-        line = psi.start_near_identity(P, names=NAMES)
+        line = start_near_identity(psi, P, names=NAMES)
         A = psi(P)[1]  # (n, n)
         assert "echo would take alpha's prompt" in line and "\n" not in line, line
         assert torch.equal(A.argmax(-1), torch.arange(5)), (scores, A)  # every row's own weight is its largest
@@ -279,7 +280,7 @@ def test_start_near_identity_floor_replaces_s_eye_when_a_row_keeps_under_half():
     P = (P_bar[:, None, :] + rand(8, 3, 16, scale=0.1, seed=5)).float()  # (n, l, d)
     P = P - P.mean(1, keepdim=True) + P_bar[:, None, :].float()  # rows vary, the mean stays P_bar
     psi = DAMAttention(16, train_wv=False)
-    line = psi.start_near_identity(P, names=[f"t{i}" for i in range(8)])
+    line = start_near_identity(psi, P, names=[f"t{i}" for i in range(8)])
     A = psi(P)[1]
     assert "t0 keeps only 0.2" in line and "would take" not in line, line
     assert (A.diagonal() - 0.9).abs().max() < 1e-3
@@ -287,7 +288,7 @@ def test_start_near_identity_floor_replaces_s_eye_when_a_row_keeps_under_half():
 
 def test_start_near_identity_orthonormal_on_request_puts_every_row_at_the_target():
     psi = DAMAttention(16, train_wv=False)
-    line = psi.start_near_identity(task_prompts(), target=0.8, names=NAMES, basis="orthonormal")
+    line = start_near_identity(psi, task_prompts(), target=0.8, names=NAMES, basis="orthonormal")
     A = psi(task_prompts())[1]
     assert line.startswith("basis 'orthonormal' asked for") and (A.diagonal() - 0.8).abs().max() < 1e-3, line
 
@@ -300,14 +301,14 @@ def test_start_near_identity_without_a_sound_start_raises_one_line():
              ("dam", 4, with_shorter_copy(P), "n = 5 and k = 4"), ("maxpool", 4, with_shorter_copy(P), "k = 4")]
     for scores, k, prompts, says in cases:
         try:
-            DAMAttention(16, k=k, scores=scores).start_near_identity(prompts, names=NAMES)
+            start_near_identity(DAMAttention(16, k=k, scores=scores), prompts, names=NAMES)
         except ValueError as e:
             assert says in str(e) and "--psi-init random" in str(e) and "\n" not in str(e), (scores, k, str(e))
         else:
             raise AssertionError(f"{scores}, k = {k}: no ValueError")
     for kwargs in ({"target": 0.4}, {"target": 1.0}, {"basis": "eye"}, {"names": NAMES[:3]}):
         try:
-            DAMAttention(16).start_near_identity(P, **kwargs)
+            start_near_identity(DAMAttention(16), P, **kwargs)
         except ValueError as e:
             assert "0.5 < target < 1" in str(e), str(e)
         else:

@@ -15,7 +15,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import data  # noqa: E402
-from data import DEMO, PAPER_TASKS, DataError, epoch_batches, load_task, parse_tasks, task_batches  # noqa: E402
+import demo  # noqa: E402
+from data import PAPER_TASKS, DataError, epoch_batches, load_task, parse_tasks, task_batches  # noqa: E402
+from demo import DEMO  # noqa: E402
 
 SHARED = os.environ.get("AMP_DATA_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data"))
 needs_shared = pytest.mark.skipif(not os.path.isdir(SHARED), reason=f"no local copy of the 11 tasks at {SHARED} "
@@ -284,16 +286,16 @@ def test_length_grouped_batches_pad_far_less_than_a_plain_shuffle():
 
 def test_demo_suite_is_deterministic_and_splits_share_no_rows():
     for name in DEMO:
-        train = data.demo_split(name, "train")
-        assert train == data.demo_split(name, "train") and train != data.demo_split(name, "train", seed=1)
+        train = demo.demo_split(name, "train")
+        assert train == demo.demo_split(name, "train") and train != demo.demo_split(name, "train", seed=1)
         assert_splits_share_no_rows(load_task(name))
-        assert sum(r["label"] for r in data.demo_split(name, "test")) == 100   # balanced classes, 200 rows
+        assert sum(r["label"] for r in demo.demo_split(name, "test")) == 100   # balanced classes, 200 rows
 
 
 def test_demo_families_share_label_words_and_differ_from_other_families():
     def words(name):
-        return {w for r in data.demo_split(name, "train") for s in (r["text"], r["text_pair"] or "") for w in s.split()}
-    fam = {n: DEMO[n][0] for n in data.SUITES["demo"]}
+        return {w for r in demo.demo_split(name, "train") for s in (r["text"], r["text_pair"] or "") for w in s.split()}
+    fam = {n: DEMO[n][0] for n in demo.SUITES["demo"]}
     jaccard = lambda a, b: len(words(a) & words(b)) / len(words(a) | words(b))
     within = [jaccard(a, b) for a in fam for b in fam if a < b and fam[a] == fam[b]]
     across = [jaccard(a, b) for a in fam for b in fam if a < b and fam[a] != fam[b]]
@@ -301,20 +303,20 @@ def test_demo_families_share_label_words_and_differ_from_other_families():
 
 
 def test_demo_training_labels_carry_about_ten_percent_noise():
-    for name in data.SUITES["demo"]:   # rows alternate clean labels 1, 0, 1, ...; a flipped label breaks that
-        flipped = sum(r["label"] != (i % 2 == 0) for i, r in enumerate(data.demo_split(name, "train")))
+    for name in demo.SUITES["demo"]:   # rows alternate clean labels 1, 0, 1, ...; a flipped label breaks that
+        flipped = sum(r["label"] != (i % 2 == 0) for i, r in enumerate(demo.demo_split(name, "train")))
         assert 15 <= flipped <= 45, (name, flipped)
-        assert all(r["label"] == (i % 2 == 0) for i, r in enumerate(data.demo_split(name, "test")))
+        assert all(r["label"] == (i % 2 == 0) for i, r in enumerate(demo.demo_split(name, "test")))
 
 
 def test_lowres_suite_has_small_targets_beside_full_siblings_with_the_same_eval_rows():
     assert data.SUITES["lowres"] == ["senti_movies", "senti_food_32", "senti_gadgets", "para_animals",
                                      "para_people_32", "entail_basket", "entail_trips_32", "colours"]
     assert parse_tasks("lowres") == data.SUITES["lowres"]
-    for small, full in data.SMALL.items():
+    for small, full in demo.SMALL.items():
         t = load_task(small)
         assert (len(t["train"]), len(t["dev"]), len(t["report"])) == (32, 100, 200) and DEMO[small][0] == DEMO[full][0]
-        assert data.demo_split(small, "train") == data.demo_split(full, "train")[:32]
+        assert demo.demo_split(small, "train") == demo.demo_split(full, "train")[:32]
         assert t["report"]["text"] == load_task(full)["report"]["text"]   # scores comparable with the full task's
 
 

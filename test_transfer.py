@@ -12,11 +12,14 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import amp  # noqa: E402
-import eval as evaluation  # noqa: E402
+import runfiles  # noqa: E402
+import metrics  # noqa: E402
+import eval as evaluation  # noqa: E402,F401
 import train  # noqa: E402
 import transfer  # noqa: E402
 from baselines import AttemptAttention, scaled_sizes  # noqa: E402
 from data import collate, load_task, tokenize  # noqa: E402
+import demo  # noqa: E402,F401  (adds the demo suites to data.py)
 from test_amp import make_tiny_encoder  # noqa: E402
 
 
@@ -57,11 +60,11 @@ def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(t
     model = amp.PromptModel(enc, [2, 2, 2])
     report = tokenize(load_task("senti_food", max_train=32, max_eval=30)["report"], tok, 64)
     for S in ["senti_movies", "colours"]:   # the cell, recomputed from the saved transferred prompt
-        W, _ = amp.load_tensors(os.path.join(out, "transfer", S, "spot-m", "target", "senti_food.safetensors"), {})
+        W, _ = runfiles.load_tensors(os.path.join(out, "transfer", S, "spot-m", "target", "senti_food.safetensors"), {})
         model.heads[1].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
-        got = evaluation.evaluate(model, W["P"], report, 1, ["accuracy"], 16, "cpu")["accuracy"]
+        got = metrics.evaluate(model, W["P"], report, 1, ["accuracy"], 16, "cpu")["accuracy"]
         assert r["measured"]["senti_food"][S] == pytest.approx(got - r["pt"]["senti_food"])
-    P = torch.stack([amp.load_tensors(os.path.join(out, "source", f"{t}.safetensors"), {})[0]["P"] for t in TASKS])
+    P = torch.stack([runfiles.load_tensors(os.path.join(out, "source", f"{t}.safetensors"), {})[0]["P"] for t in TASKS])
     m = P.mean(dim=1)
     assert r["rankings"]["dot"]["senti_food"]["colours"] == pytest.approx(float(m[1] @ m[2]), rel=1e-5)
     A = json.load(open(os.path.join(out, "attention.json")))["A"]
@@ -77,8 +80,8 @@ def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(t
     r = json.load(open(os.path.join(out, "transfer.json")))
     row = r["rankings"]["attempt"]["senti_food"]     # ATTEMPT's weights on the other sources, mean over the report
     att = AttemptAttention(model.d, scaled_sizes(model.d, 4)["bottleneck"])
-    att.load_state_dict(amp.load_tensors(os.path.join(out, "attempt", "attention.safetensors"), {})[0])
-    own = amp.load_tensors(os.path.join(out, "attempt", "target", "senti_food.safetensors"), {})[0]["P"]
+    att.load_state_dict(runfiles.load_tensors(os.path.join(out, "attempt", "attention.safetensors"), {})[0])
+    own = runfiles.load_tensors(os.path.join(out, "attempt", "target", "senti_food.safetensors"), {})[0]["P"]
     b = collate([dict(x, task=1) for x in report], model.pad_id)          # every reporting row in one batch
     with torch.no_grad():
         w = att(P, own.expand(len(report), -1, -1), enc.get_input_embeddings()(b["input_ids"]), b["attention_mask"])[1]

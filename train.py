@@ -29,11 +29,14 @@ import time
 import torch
 from tqdm import tqdm
 
-from amp import (DEFAULT_MODEL, DAMAttention, ModelError, PromptModel, ValueOnly, init_prompt, load_encoder,
-                 load_tensors, prompts_per_example, read_json, save_tensors, seed_for, write_json)
+from amp import DEFAULT_MODEL, ModelError, PromptModel, init_prompt, load_encoder, prompts_per_example, seed_for
+from dam import DAMAttention
+from psi_variants import ValueOnly, start_near_identity
+from runfiles import load_tensors, read_json, save_tensors, write_json
 from baselines import attempt_jobs, finetune_jobs, source_prompts, spot_init, tpt_jobs
 from data import DataError, load_task, parse_tasks, tokenize
-from eval import EVAL_BATCH, evaluate, input_tokens, pick_device
+import demo  # noqa: F401  (adds the demo suites, the default tasks, to data.py)
+from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
 from loop import Stop, fit, log
 
 METHODS = ["amp", "amp-maxpool", "spot-s", "spot-m", "attempt", "tpt", "finetune", "pt-continued"]
@@ -257,7 +260,7 @@ def stage_target(a, env, names, new=None, folder=""):
         psi.load_state_dict(load_tensors(psi_path, psi_meta)[0])
     elif a.psi_init in ("identity", "orthonormal") and a.attn == "learned":
         try:
-            print(f"stage target: {psi.start_near_identity(P, names=names, basis='auto' if a.psi_init == 'identity' else a.psi_init)}")
+            print(f"stage target: {start_near_identity(psi, P, names=names, basis='auto' if a.psi_init == 'identity' else a.psi_init)}")
         except ValueError as e:   # no sound start for these prompts: the message says what to do
             raise ModelError(f"ψ's start: {e}") from None
     heads = list(model.heads.parameters())

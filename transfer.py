@@ -31,10 +31,12 @@ import numpy as np
 import torch
 
 import train
-from amp import ModelError, PromptModel, load_encoder, load_tensors, read_json, write_json
+from amp import ModelError, PromptModel, load_encoder
 from baselines import AttemptAttention, scaled_sizes, spot_similarity
 from data import DataError, collate, load_task, parse_tasks, tokenize
-from eval import EVAL_BATCH, evaluate, input_tokens, pick_device
+import demo  # noqa: F401  (adds the demo suites to data.py)
+from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
+from runfiles import load_tensors, read_json, write_json
 
 ap = argparse.ArgumentParser(description="Measured single-source transfer against AMP's attention (issue 12).")
 ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s) with stage source and target done; "

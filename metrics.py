@@ -1,0 +1,91 @@
+"""metrics.py: a task's split scored through a prompt, the paper's metrics, and each task's input length,
+shared by the training loop (dev scores each epoch, loop.py) and eval.py (the reporting split).
+
+Metrics (paper Table 1): accuracy; Pearson for STS-B; F1a for MultiRC; all in percent.
+Run: python -m pytest -q test_amp.py -k metrics
+"""
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from amp import max_positions
+from data import DataError, collate
+
+EVAL_BATCH = 64  # evaluation batches: no gradients are kept, so they can be larger than training batches
+
+
+def f1(pred, gold, positive=1):
+    tp = np.sum((pred == positive) & (gold == positive))
+    return 100.0 * 2 * tp / max(np.sum(pred == positive) + np.sum(gold == positive), 1)
+
+
+def rank(x):
+    order, r = np.argsort(x, kind="stable"), np.empty(len(x))
+    r[order] = np.arange(len(x))
+    for v in np.unique(x):   # ties share their mean rank
+        r[x == v] = r[x == v].mean()
+    return r
+
+
+def score(metrics, pred, gold, groups):
+    """pred: predicted classes (or scores for regression); gold: labels; groups: MultiRC question ids."""
+    pred, gold = np.asarray(pred), np.asarray(gold)
+    out = {}
+    for m in metrics:
+        if m == "accuracy":
+            out[m] = 100.0 * np.mean(pred == gold)
+        elif m in ("f1", "f1a"):  # f1a: binary F1 over all answer options (MultiRC)
+            out[m] = f1(pred, gold)
+        elif m == "macro_f1":
+            out[m] = float(np.mean([f1(pred, gold, c) for c in np.unique(gold)]))
+        elif m in ("pearson", "spearman"):
+            a, b = (pred, gold) if m == "pearson" else (rank(pred), rank(gold))
+            out[m] = 100.0 * float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else 0.0
+        elif m == "em":           # exact match: every answer of a question right
+            right = {}
+            for g, ok in zip(groups, pred == gold):
+                right[g] = right.get(g, True) and bool(ok)
+            out[m] = 100.0 * np.mean(list(right.values()))
+        else:
+            raise DataError(f"unknown metric '{m}'; known: accuracy, f1, f1a, macro_f1, pearson, spearman, em")
+    return {m: float(v) for m, v in out.items()}
+
+
+def input_tokens(info, encoder, tokenizer, l, cap=None):
+    """The one input length of a task, for every stage and every method, in training and in eval.py: the task's
+    max tokens (paper A.3: 256, MultiRC 348), or the run's --max-tokens cap if lower, cut so that l + input <= the
+    encoder's positions. The paper trains stage 2 at 384 tokens for every task; we do not, so that every method of
+    a table reads the same tokens."""
+    return min(info["max_tokens"], cap or info["max_tokens"], max_positions(encoder, tokenizer) - l)
+
+
+@torch.inference_mode()
+def evaluate(model, prompt, data, t, metrics, batch_size, device, desc=None):
+    """One task's split read through a prompt and the task's head -> {metric: value}. prompt: one (l, d) for
+    every example, or a function of the batch giving each example's (ATTEMPT, TPT): b -> (B, l', d). Rows go through
+    in order of length (less padding), and their predictions back to the split's order."""
+    was_training, preds = model.training, [None] * len(data)
+    model.eval()
+    lengths = [len(x) for x in data["input_ids"]]
+    order = sorted(range(len(data)), key=lambda i: lengths[i])
+    for i in tqdm(range(0, len(data), batch_size), desc=desc, leave=False, disable=desc is None):
+        idx = order[i:i + batch_size]
+        rows = [dict(data[j], task=t) for j in idx]
+        b = {k: v.to(device) for k, v in collate(rows, model.pad_id).items()}
+        P = prompt(b) if callable(prompt) else prompt.expand(len(rows), *prompt.shape)   # (B, l, d), float32
+        with autocast(device):
+            logits = model(P, b["input_ids"], b["attention_mask"], b["token_type_ids"], b["task"])  # (B, C_max)
+        C = model.num_labels[t]
+        for j, p in zip(idx, (logits[:, 0] if C == 1 else logits[:, :C].argmax(-1)).float().cpu().tolist()):
+            preds[j] = p
+    model.train(was_training)
+    return score(metrics, preds, data["label"], data["group"])
+
+
+def autocast(device):
+    """bf16 autocast on CUDA (the encoder's weights stay float32); plain float32 on the CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
+
+
+def pick_device(name):
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
