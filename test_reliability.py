@@ -1,11 +1,12 @@
-"""Reliability of train.py: a killed run resumes to the same prompts, a folder holding a run is never overwritten
-without a flag, a user's mistake gets one line and exit code 2 before a model loads, a non-finite loss stops the
-run naming step and task, files that do not fit name both sides, one seed gives one result, and a damaged run
-file (cut short, overwritten, one byte changed) stops the command that reads it with one line saying what to do,
-leaving every file of the run as it was.
+"""Reliability of train.py: a killed run resumes to the same prompts, a folder holding a run is
+never overwritten without a flag, a user's mistake gets one line and exit code 2 before a model
+loads, a non-finite loss stops the run naming step and task, files that do not fit name both sides,
+one seed gives one result, and a damaged run file (cut short, overwritten, one byte changed) stops
+the command that reads it with one line saying what to do, leaving every file of the run as it was.
 
   python -m pytest -q test_reliability.py
 """
+
 import contextlib
 import hashlib
 import io
@@ -38,17 +39,19 @@ def tiny(tmp_path_factory):
 def train(*args, wait=True):
     cmd = [sys.executable, os.path.join(HERE, "train.py"), *map(str, args)]
     if not wait:
-        return subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(cmd, cwd=HERE, **quiet)
     return subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
 
 
 def source_args(tiny, out, *extra):
-    return ["--stage", "source", "--tasks", "senti_food,colours", "--model", tiny, *SMALL, "--epochs", "8",
-            "--ckpt-every", "1", "--out", out, *extra]
+    tasks = ["--tasks", "senti_food,colours", "--model", tiny, *SMALL]
+    return ["--stage", "source", *tasks, "--epochs", "8", "--ckpt-every", "1", "--out", out, *extra]
 
 
 def tensors(folder):
-    return {f: load_file(os.path.join(folder, f)) for f in sorted(os.listdir(folder)) if f.endswith(".safetensors")}
+    names = [f for f in sorted(os.listdir(folder)) if f.endswith(".safetensors")]
+    return {f: load_file(os.path.join(folder, f)) for f in names}
 
 
 def same(a, b):
@@ -66,19 +69,22 @@ def kill_after_checkpoint(proc, log, key, step):
                     proc.wait()
                     return
         time.sleep(0.005)
-    raise AssertionError(f"the run ended (code {proc.returncode}) before the checkpoint to kill at: {proc.stderr.read()}")
+    ended = f"the run ended (code {proc.returncode})"
+    raise AssertionError(f"{ended} before the checkpoint to kill at: {proc.stderr.read()}")
 
 
 @pytest.mark.parametrize("stage", ["source", "target"])
 def test_a_killed_run_resumes_to_the_prompts_of_an_uninterrupted_run(tiny, tmp_path, stage):
     ref, cut = str(tmp_path / "ref"), str(tmp_path / "cut")
     assert train(*source_args(tiny, ref)).returncode == 0
-    if stage == "target":                                   # the run to kill needs finished source prompts
+    if stage == "target":  # the run to kill needs finished source prompts
         assert train(*source_args(tiny, cut)).returncode == 0
     target = ["--stage", "target", "--epochs", "6", "--ckpt-every", "1"]
     assert train(*target, "--out", ref).returncode == 0
-    proc = train(*(source_args(tiny, cut) if stage == "source" else [*target, "--out", cut]), wait=False)
-    kill_after_checkpoint(proc, os.path.join(cut, "log.jsonl"), "source:colours" if stage == "source" else "target", 5)
+    first = source_args(tiny, cut) if stage == "source" else [*target, "--out", cut]
+    proc = train(*first, wait=False)
+    key = "source:colours" if stage == "source" else "target"
+    kill_after_checkpoint(proc, os.path.join(cut, "log.jsonl"), key, 5)
     assert proc.returncode == -signal.SIGKILL and os.path.exists(os.path.join(cut, "ckpt.pt"))
     resumed = train("--stage", stage, "--resume", "--out", cut)
     assert resumed.returncode == 0, resumed.stderr
@@ -91,13 +97,16 @@ def test_a_killed_run_resumes_to_the_prompts_of_an_uninterrupted_run(tiny, tmp_p
 
 def test_a_folder_holding_a_run_is_never_overwritten_without_a_flag(tiny, tmp_path):
     out = str(tmp_path / "run")
+    colours = os.path.join(out, "source", "colours.safetensors")
     assert train(*source_args(tiny, out, "--max-steps", "2")).returncode == 0
-    before = open(os.path.join(out, "source", "colours.safetensors"), "rb").read()
+    before = open(colours, "rb").read()
     again = train(*source_args(tiny, out, "--max-steps", "2", "--seed", "5"))
-    assert again.returncode == 2 and "--overwrite" in again.stderr and "already holds a run" in again.stderr
-    assert open(os.path.join(out, "source", "colours.safetensors"), "rb").read() == before
-    assert train(*source_args(tiny, out, "--max-steps", "2", "--seed", "5", "--overwrite")).returncode == 0
-    assert open(os.path.join(out, "source", "colours.safetensors"), "rb").read() != before
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert "already holds a run" in again.stderr
+    assert open(colours, "rb").read() == before
+    overwrite = source_args(tiny, out, "--max-steps", "2", "--seed", "5", "--overwrite")
+    assert train(*overwrite).returncode == 0
+    assert open(colours, "rb").read() != before
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("precious")
     other = train(*source_args(tiny, str(tmp_path / "mine")))
@@ -108,19 +117,26 @@ def test_a_folder_holding_a_run_is_never_overwritten_without_a_flag(tiny, tmp_pa
     assert redo.returncode == 2 and "--overwrite" in redo.stderr
 
 
-@pytest.mark.parametrize("args,message", [
+NOWHERE = "/no/such/folder"
+BAD = [  # (a command line, what its one line of error says)
     (["--stage", "source", "--tasks", "sst2,nope"], "unknown task 'nope'"),
     (["--stage", "middle"], "invalid choice: 'middle'"),
     (["--method", "mean", "--stage", "target"], "invalid choice: 'mean'"),
     (["--stage", "source", "--batch-size", "0"], "--batch-size must be positive, got 0"),
     (["--stage", "source", "--prompt-len", "-3"], "--prompt-len must be positive, got -3"),
-    (["--stage", "source", "--data-dir", "/no/such/folder"], "--data-dir /no/such/folder does not exist"),
+    (["--stage", "source", "--data-dir", NOWHERE], f"--data-dir {NOWHERE} does not exist"),
     (["--stage", "target"], "holds no source prompts; run python train.py --stage source"),
     ([], "say what to train"),
     (["--stage", "source", "--resume", "--overwrite"], "give one of them"),
-])
-def test_a_bad_command_line_gets_one_line_and_exit_code_2_before_a_model_loads(tmp_path, args, message):
-    r = train(*args, "--model", "/no/such/model", "--out", str(tmp_path / "out"))   # a model load would fail otherwise
+]
+
+
+@pytest.mark.parametrize("args,message", BAD)
+def test_a_bad_command_line_gets_one_line_and_exit_code_2_before_a_model_loads(
+    tmp_path, args, message
+):
+    # a model load would fail otherwise
+    r = train(*args, "--model", "/no/such/model", "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not os.path.exists(tmp_path / "out")
 
@@ -130,14 +146,16 @@ def test_stage_target_before_stage_source_finished_says_how_to_continue(tiny, tm
     assert train(*source_args(tiny, out, "--max-steps", "2")).returncode == 0
     os.remove(os.path.join(out, "source", "colours.safetensors"))
     r = train("--stage", "target", "--out", out)
-    assert r.returncode == 2 and "no source prompt for colours" in r.stderr and "--resume" in r.stderr
+    assert r.returncode == 2 and "no source prompt for colours" in r.stderr
+    assert "--resume" in r.stderr
 
 
 def test_a_non_finite_loss_stops_naming_step_and_task_and_keeps_the_checkpoint(tiny, tmp_path):
     out = str(tmp_path / "run")
     r = train(*source_args(tiny, out, "--lr", "1e30", "--warmup", "0"))
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "at step 2 of source:senti_food" in r.stderr and "ckpt.pt" in r.stderr and "lower --lr" in r.stderr
+    assert "at step 2 of source:senti_food" in r.stderr
+    assert "ckpt.pt" in r.stderr and "lower --lr" in r.stderr
     assert os.path.exists(os.path.join(out, "ckpt.pt"))
 
 
@@ -145,9 +163,11 @@ def test_files_that_do_not_fit_the_run_stop_it_naming_both_sides(tiny, tmp_path)
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     assert train(*source_args(tiny, a, "--max-steps", "1")).returncode == 0
     assert train(*source_args(tiny, b, "--max-steps", "1", "--prompt-len", "3")).returncode == 0
-    shutil.copy(os.path.join(a, "source", "colours.safetensors"), os.path.join(b, "source", "colours.safetensors"))
+    colours = os.path.join("source", "colours.safetensors")
+    shutil.copy(os.path.join(a, colours), os.path.join(b, colours))
     r = train("--stage", "target", "--out", b)
-    assert r.returncode == 2 and "was made with l=4, but this run has l=3" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "was made with l=4, but this run has l=3" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_one_seed_gives_identical_prompts_and_metrics(tiny, tmp_path):
@@ -159,29 +179,36 @@ def test_one_seed_gives_identical_prompts_and_metrics(tiny, tmp_path):
     assert metrics[0] == metrics[1]
     other = str(tmp_path / "three")
     assert train(*source_args(tiny, other, "--max-steps", "6", "--seed", "2")).returncode == 0
-    assert not same(tensors(os.path.join(runs[0], "source")), tensors(os.path.join(other, "source")))
+    theirs = tensors(os.path.join(other, "source"))
+    assert not same(tensors(os.path.join(runs[0], "source")), theirs)
 
 
 def test_the_gradient_through_a_mixed_task_batch_repeats_bit_for_bit():
-    """Stage 2 gives each example its task's target prompt; on a CPU the backward of P[task] is not repeatable."""
+    """Stage 2 gives each example its task's target prompt; on a CPU the backward of P[task] is not
+    repeatable."""
     from amp import prompts_per_example
+
     g = torch.Generator().manual_seed(0)
-    P0, G = torch.randn(8, 20, 384, generator=g), torch.randn(64, 20, 384, generator=g)  # (n, l, d), (B, l, d)
-    task = torch.randint(0, 8, (64,), generator=g)                                         # (B,), tasks repeat
+    P0 = torch.randn(8, 20, 384, generator=g)  # (n, l, d)
+    G = torch.randn(64, 20, 384, generator=g)  # (B, l, d)
+    task = torch.randint(0, 8, (64,), generator=g)  # (B,), tasks repeat
 
     def grad():
         P = P0.clone().requires_grad_(True)
         (prompts_per_example(P, task) * G).sum().backward()
         return P.grad
+
     first = grad()
     assert all(torch.equal(first, grad()) for _ in range(30))
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Damaged run files (issue 13): each file a run reads back, damaged in turn, read by each command that reads it.
+# ----------------------------------------------------------------------------------------------
+# Damaged run files: each file a run reads back, damaged in turn, read by each command that reads
+# it.
 def run(script, *args):
-    """SCRIPT's command line, run in this process -> (exit code, the lines stderr leaves on a terminal: tqdm's
-    bars end in carriage returns, so only what follows a line's last one counts). Any other exception escapes."""
+    """SCRIPT's command line, run in this process -> (exit code, the lines stderr leaves on a
+    terminal: tqdm's bars end in carriage returns, so only what follows a line's last one counts).
+    Any other exception escapes."""
     argv, err = sys.argv, io.StringIO()
     sys.argv = [script, *map(str, args)]
     try:
@@ -198,57 +225,66 @@ def run(script, *args):
 
 @pytest.fixture(scope="module")
 def runs(tiny, tmp_path_factory):
-    """One tiny run in three states: finished (source, target, eval), stage target stopped by a non-finite loss
-    (ckpt.pt kept) and stage source stopped the same way."""
+    """One tiny run in three states: finished (source, target, eval), stage target stopped by a
+    non-finite loss (ckpt.pt kept) and stage source stopped the same way."""
     root = tmp_path_factory.mktemp("runs")
     states = {s: str(root / s) for s in ("finished", "target stopped", "source stopped")}
+    target = ["--stage", "target", "--max-steps", "3"]
     assert run("train.py", *source_args(tiny, states["finished"], "--max-steps", "3"))[0] == 0
     shutil.copytree(states["finished"], states["target stopped"])
-    assert run("train.py", "--stage", "target", "--max-steps", "3", "--out", states["finished"])[0] == 0
+    assert run("train.py", *target, "--out", states["finished"])[0] == 0
     assert run("eval.py", "--out", states["finished"])[0] == 0
     nan = ["--lr", "1e30", "--warmup", "0", "--ckpt-every", "1"]
-    assert run("train.py", "--stage", "target", "--max-steps", "3", *nan, "--out", states["target stopped"])[0] == 1
+    assert run("train.py", *target, *nan, "--out", states["target stopped"])[0] == 1
     assert run("train.py", *source_args(tiny, states["source stopped"], *nan))[0] == 1
-    assert all(os.path.exists(os.path.join(states[s], "ckpt.pt")) for s in ("target stopped", "source stopped"))
+    stopped = ("target stopped", "source stopped")
+    assert all(os.path.exists(os.path.join(states[s], "ckpt.pt")) for s in stopped)
     return states
 
 
 def fingerprint(folder):
     """{path: sha256} of every file below folder."""
-    return {os.path.relpath(os.path.join(d, f), folder): hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest()
-            for d, _, files in os.walk(folder) for f in files}
+    paths = [os.path.join(d, f) for d, _, files in os.walk(folder) for f in files]
+    digest = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return {os.path.relpath(p, folder): digest(p) for p in paths}
 
 
 def damage(path, how):
     data = open(path, "rb").read()
+    half = len(data) // 2
     if how == "cut short":
-        data = data[:len(data) // 2]
+        data = data[:half]
     elif how == "overwritten":
         data = random.Random(0).randbytes(len(data))
-    else:   # one byte changed, in the middle (a tensor's bytes, or a member of ckpt.pt's zip)
-        data = data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0x01]) + data[len(data) // 2 + 1:]
+    else:  # one byte changed, in the middle (a tensor's bytes, or a member of ckpt.pt's zip)
+        data = data[:half] + bytes([data[half] ^ 0x01]) + data[half + 1 :]
     open(path, "wb").write(data)
 
 
 TARGET_AGAIN = "python train.py --stage target --overwrite --out"
-DAMAGED = [  # (file, the run's state, the command that reads it, what the message must tell the user to do)
-    ("config.json", "finished", ["train.py", "--stage", "target", "--resume"], "--stage source --overwrite"),
+SOURCE_AGAIN = "delete it, then python train.py --stage source --resume"
+CKPT_AGAIN = "ckpt.pt and rerun with --resume"
+SOURCE_RESUME = ["train.py", "--stage", "source", "--resume"]
+TARGET_RESUME = ["train.py", "--stage", "target", "--resume"]
+DAMAGED = [  # (file, the run's state, the command that reads it, what it must tell the user to do)
+    ("config.json", "finished", TARGET_RESUME, "--stage source --overwrite"),
     ("config.json", "finished", ["eval.py"], "restore it from a copy"),
-    ("ckpt.pt", "target stopped", ["train.py", "--stage", "target", "--resume"], "ckpt.pt and rerun with --resume"),
-    ("ckpt.pt", "source stopped", ["train.py", "--stage", "source", "--resume"], "ckpt.pt and rerun with --resume"),
-    ("source/colours.safetensors", "target stopped", ["train.py", "--stage", "target", "--resume"],
-     "delete it, then python train.py --stage source --resume"),
-    ("source/colours.safetensors", "finished", ["eval.py"], "delete it, then python train.py --stage source --resume"),
+    ("ckpt.pt", "target stopped", TARGET_RESUME, CKPT_AGAIN),
+    ("ckpt.pt", "source stopped", SOURCE_RESUME, CKPT_AGAIN),
+    ("source/colours.safetensors", "target stopped", TARGET_RESUME, SOURCE_AGAIN),
+    ("source/colours.safetensors", "finished", ["eval.py"], SOURCE_AGAIN),
     ("target/colours.safetensors", "finished", ["eval.py"], TARGET_AGAIN),
     ("psi.safetensors", "finished", ["train.py", "--add-task", "senti_movies"], TARGET_AGAIN),
     ("attention.json", "finished", ["eval.py"], TARGET_AGAIN),
 ]
+IDS = [f"{c[0]}-{c[2][0]}-{c[1].split()[0]}" for c in DAMAGED]
 
 
 @pytest.mark.parametrize("how", ["cut short", "overwritten", "one byte changed"])
-@pytest.mark.parametrize("name,state,command,way_out", DAMAGED, ids=[f"{c[0]}-{c[2][0]}-{c[1].split()[0]}" for c in DAMAGED])
-def test_a_damaged_run_file_stops_with_one_line_and_every_file_stays_as_it_was(runs, tmp_path, name, state, command,
-                                                                                way_out, how):
+@pytest.mark.parametrize("name,state,command,way_out", DAMAGED, ids=IDS)
+def test_a_damaged_run_file_stops_with_one_line_and_every_file_stays_as_it_was(
+    runs, tmp_path, name, state, command, way_out, how
+):
     if how == "one byte changed" and name.endswith(".json"):
         pytest.skip("JSON keeps no checksum: a changed digit can be a valid file")
     out = str(tmp_path / "run")
@@ -257,22 +293,27 @@ def test_a_damaged_run_file_stops_with_one_line_and_every_file_stays_as_it_was(r
     before = fingerprint(out)
     code, lines = run(*command, "--out", out)
     assert code == 2 and len(lines) == 1, lines
-    assert lines[0].startswith(f"{command[0]}: error: {os.path.join(out, name)} is damaged (") and way_out in lines[0]
-    assert fingerprint(out) == before       # the damaged file too: it is never deleted for the user
+    assert lines[0].startswith(f"{command[0]}: error: {os.path.join(out, name)} is damaged (")
+    assert way_out in lines[0]
+    assert fingerprint(out) == before  # the damaged file too: it is never deleted for the user
 
 
-@pytest.mark.parametrize("name,state,commands", [
-    ("ckpt.pt", "target stopped", [["train.py", "--stage", "target", "--resume", "--lr", "3e-4"], ["eval.py"]]),
-    ("source/colours.safetensors", "finished", [["train.py", "--stage", "source", "--resume"], ["eval.py"]]),
-])
+WAY_OUT = [  # (file, the run's state, the commands that finish the run once the file is deleted)
+    ("ckpt.pt", "target stopped", [[*TARGET_RESUME, "--lr", "3e-4"], ["eval.py"]]),
+    ("source/colours.safetensors", "finished", [SOURCE_RESUME, ["eval.py"]]),
+]
+
+
+@pytest.mark.parametrize("name,state,commands", WAY_OUT)
 def test_the_way_out_a_damaged_file_names_finishes_the_run(runs, tmp_path, name, state, commands):
     out = str(tmp_path / "run")
     shutil.copytree(runs[state], out)
     damage(os.path.join(out, name), "cut short")
-    os.remove(os.path.join(out, name))                                     # what the message says to do
+    os.remove(os.path.join(out, name))  # what the message says to do
     for command in commands:
         assert run(*command, "--out", out)[0] == 0
-    assert json.load(open(os.path.join(out, "eval.json")))["scores"]["amp"].keys() == {"senti_food", "colours"}
+    scores = json.load(open(os.path.join(out, "eval.json")))["scores"]
+    assert scores["amp"].keys() == {"senti_food", "colours"}
 
 
 def test_a_damaged_config_is_replaced_by_stage_source_overwrite(tiny, runs, tmp_path):
@@ -280,14 +321,17 @@ def test_a_damaged_config_is_replaced_by_stage_source_overwrite(tiny, runs, tmp_
     shutil.copytree(runs["finished"], out)
     damage(os.path.join(out, "config.json"), "overwritten")
     assert run("train.py", *source_args(tiny, out, "--max-steps", "2", "--overwrite"))[0] == 0
-    assert json.load(open(os.path.join(out, "config.json")))["run"]["tasks"] == ["senti_food", "colours"]
-    assert not os.path.exists(os.path.join(out, "psi.safetensors"))       # the old run's stage target went with it
+    tasks = json.load(open(os.path.join(out, "config.json")))["run"]["tasks"]
+    assert tasks == ["senti_food", "colours"]
+    # the old run's stage target went with it
+    assert not os.path.exists(os.path.join(out, "psi.safetensors"))
 
 
 @pytest.mark.parametrize("script", ["train.py", "eval.py"])
 def test_out_naming_a_file_stops_with_one_line(tmp_path, script):
     path = tmp_path / "notes.txt"
     path.write_text("precious")
-    code, lines = run(script, *(["--stage", "source"] if script == "train.py" else []), "--out", path)
+    stage = ["--stage", "source"] if script == "train.py" else []
+    code, lines = run(script, *stage, "--out", path)
     assert code == 2 and lines == [f"{script}: error: --out {path} is a file; give a folder"]
     assert path.read_text() == "precious"

@@ -1,15 +1,18 @@
-"""The house rules a reader relies on, checked: short functions, short files, the method files small, no
-script imported by the loop, no project history in the code or the docs (ruff checks line length and format).
-Run: python -m pytest -q test_style.py
+"""The house rules a reader relies on, checked: short functions, short files, the method files
+small, no script imported by the loop, no project history in the code or the docs (ruff checks line
+length and format). Run: python -m pytest -q test_style.py
 """
+
 import ast
 import glob
 import os
 import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CORE = ["dam.py", "amp.py", "data.py", "loop.py", "train.py"]   # the files a reader opens first
-SOURCES = sorted(glob.glob(os.path.join(HERE, "*.py")) + glob.glob(os.path.join(HERE, "results", "*.py")))
+CORE = ["dam.py", "amp.py", "data.py", "loop.py", "train.py"]  # the files a reader opens first
+SOURCES = sorted(
+    glob.glob(os.path.join(HERE, "*.py")) + glob.glob(os.path.join(HERE, "results", "*.py"))
+)
 
 
 def lines(path):
@@ -23,7 +26,11 @@ def test_no_function_is_longer_than_60_lines():
         for node in ast.walk(ast.parse("\n".join(lines(path)))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1
-                long += [f"{os.path.basename(path)}:{node.lineno} {node.name} ({n} lines)"] if n > 60 else []
+                long += (
+                    [f"{os.path.basename(path)}:{node.lineno} {node.name} ({n} lines)"]
+                    if n > 60
+                    else []
+                )
     assert long == []
 
 
@@ -42,7 +49,12 @@ def test_the_training_loop_does_not_import_a_script():
 def test_code_and_docs_speak_of_the_project_not_its_history():
     words = re.compile(r"this round|previous round|last round|\bissue \d+|\bsession\b", re.I)
     docs = [os.path.join(HERE, f) for f in ("README.md", "RESULTS.md")]
-    mine = os.path.abspath(__file__)   # this file names the words it looks for
-    found = [f"{os.path.basename(p)}:{i}" for p in SOURCES + docs if os.path.exists(p) and p != mine
-             for i, line in enumerate(lines(p), 1) if words.search(line)]
+    mine = os.path.abspath(__file__)  # this file names the words it looks for
+    found = [
+        f"{os.path.basename(p)}:{i}"
+        for p in SOURCES + docs
+        if os.path.exists(p) and p != mine
+        for i, line in enumerate(lines(p), 1)
+        if words.search(line)
+    ]
     assert found == []

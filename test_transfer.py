@@ -1,9 +1,11 @@
-"""Tests of transfer.py: the rank correlation on hand-made values, and one tiny study through the command line (each
-cell is the transferred prompt's score minus prompt tuning's, the run's files stay as they were, and a second call
-trains nothing again; with an ATTEMPT run, its ranking joins; a target asked for later joins the sub-runs).
+"""Tests of transfer.py: the rank correlation on hand-made values, and one tiny study through the
+command line (each cell is the transferred prompt's score minus prompt tuning's, the run's files
+stay as they were, and a second call trains nothing again; with an ATTEMPT run, its ranking joins;
+a target asked for later joins the sub-runs).
 
   python -m pytest -q test_transfer.py
 """
+
 import json
 import os
 
@@ -27,17 +29,20 @@ def test_spearman_is_one_for_the_same_order_minus_one_for_the_reverse_and_averag
     assert transfer.spearman([1, 2, 3, 4], [10, 20, 35, 90]) == pytest.approx(1.0)
     assert transfer.spearman([1, 2, 3, 4], [9, 5, 2, 1]) == pytest.approx(-1.0)
     assert list(transfer.ranks([5, 1, 5, 3])) == [3.5, 1.0, 3.5, 2.0]
-    assert transfer.spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(1.5 / 3 ** 0.5)   # hand-computed, ties shared
+    hand = 1.5 / 3**0.5  # hand-computed, ties shared
+    assert transfer.spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(hand)
 
 
 def test_per_target_gives_each_targets_spread_over_seeds_and_how_far_the_measured_rows_agree():
     run = lambda M, rho: dict(measured={"t": dict(zip("abc", M))}, spearman={"amp": {"t": rho}})
-    res = {"s0": run([1.0, 2.0, 6.0], 0.5), "s1": run([6.0, 2.0, 1.0], -0.5), "s2": run([2.0, 4.0, 12.0], 1.0)}
+    res = {"s0": run([1.0, 2.0, 6.0], 0.5), "s1": run([6.0, 2.0, 1.0], -0.5)}
+    res["s2"] = run([2.0, 4.0, 12.0], 1.0)
     out = transfer.per_target(res, ["t"])["t"]
-    assert out["best"] == pytest.approx([8.0, 8 ** 0.5])                # max of each row: 6, 6, 12
-    assert out["random"] == pytest.approx([4.0, 2 ** 0.5])              # row means: 3, 3, 6
+    assert out["best"] == pytest.approx([8.0, 8**0.5])  # max of each row: 6, 6, 12
+    assert out["random"] == pytest.approx([4.0, 2**0.5])  # row means: 3, 3, 6
     assert out["spearman"]["amp"] == pytest.approx([1 / 3, (7 / 18) ** 0.5])
-    assert out["agreement"] == pytest.approx([-1.0, 1.0, -1.0])               # s0-s1 reversed, s0-s2 same order
+    # s0-s1 reversed, s0-s2 same order
+    assert out["agreement"] == pytest.approx([-1.0, 1.0, -1.0])
 
 
 TASKS = ["senti_movies", "senti_food", "colours"]
@@ -45,50 +50,59 @@ TASKS = ["senti_movies", "senti_food", "colours"]
 
 def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(tmp_path):
     tiny, out = make_tiny_encoder(tmp_path / "tiny"), str(tmp_path / "run")
-    common = ["--max-train", "32", "--max-eval", "30", "--prompt-len", "4"]
-    train.main(["--stage", "source", "--tasks", ",".join(TASKS), "--model", tiny, *common, "--max-steps", "2",
-                "--epochs", "1", "--lr", "0.02", "--out", out])
+    tensors = lambda *path: runfiles.load_tensors(os.path.join(out, *path), {})[0]
+    common = ["--max-train", "32", "--max-eval", "30", "--prompt-len", "4", "--max-steps", "2"]
+    flags = ["--epochs", "1", "--lr", "0.02", "--out", out]
+    train.main(["--stage", "source", "--tasks", ",".join(TASKS), "--model", tiny, *common, *flags])
     train.main(["--stage", "target", "--max-steps", "2", "--out", out])
-    before = {f: open(os.path.join(out, "source", f), "rb").read() for f in os.listdir(os.path.join(out, "source"))}
+    source = os.path.join(out, "source")
+    before = {f: open(os.path.join(source, f), "rb").read() for f in os.listdir(source)}
     transfer.main(["--out", out, "--targets", "senti_food", "--max-steps", "2"])
     r = json.load(open(os.path.join(out, "transfer.json")))
     assert set(r["measured"]["senti_food"]) == {"senti_movies", "colours"}
-    sub = json.load(open(os.path.join(out, "transfer", "colours", "config.json")))["spot-m"]   # prompt tuning's flags
+    sub = json.load(open(os.path.join(out, "transfer", "colours", "config.json")))
+    sub = sub["spot-m"]  # prompt tuning's flags
     assert (sub["epochs"], sub["lr"], sub["max_steps"]) == (1, 0.02, 2)
-    assert all(open(os.path.join(out, "source", f), "rb").read() == b for f, b in before.items())
+    assert all(open(os.path.join(source, f), "rb").read() == b for f, b in before.items())
     enc, tok = amp.load_encoder(tiny)
     model = amp.PromptModel(enc, [2, 2, 2])
     report = tokenize(load_task("senti_food", max_train=32, max_eval=30)["report"], tok, 64)
-    for S in ["senti_movies", "colours"]:   # the cell, recomputed from the saved transferred prompt
-        W, _ = runfiles.load_tensors(os.path.join(out, "transfer", S, "spot-m", "target", "senti_food.safetensors"), {})
+    for S in ["senti_movies", "colours"]:  # the cell, recomputed from the saved transferred prompt
+        W = tensors("transfer", S, "spot-m", "target", "senti_food.safetensors")
         model.heads[1].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
         got = metrics.evaluate(model, W["P"], report, 1, ["accuracy"], 16, "cpu")["accuracy"]
         assert r["measured"]["senti_food"][S] == pytest.approx(got - r["pt"]["senti_food"])
-    P = torch.stack([runfiles.load_tensors(os.path.join(out, "source", f"{t}.safetensors"), {})[0]["P"] for t in TASKS])
+    P = torch.stack([tensors("source", f"{t}.safetensors")["P"] for t in TASKS])
     m = P.mean(dim=1)
-    assert r["rankings"]["dot"]["senti_food"]["colours"] == pytest.approx(float(m[1] @ m[2]), rel=1e-5)
+    dot = r["rankings"]["dot"]["senti_food"]["colours"]
+    assert dot == pytest.approx(float(m[1] @ m[2]), rel=1e-5)
     A = json.load(open(os.path.join(out, "attention.json")))["A"]
     assert r["rankings"]["amp"]["senti_food"] == {"senti_movies": A[1][0], "colours": A[1][2]}
-    top = "senti_movies" if A[1][0] > A[1][2] else "colours"                # AMP's top pick, and its transfer
+    top = "senti_movies" if A[1][0] > A[1][2] else "colours"  # AMP's top pick, and its transfer
     assert r["top1_gain"]["amp"]["senti_food"] == r["measured"]["senti_food"][top]
     cell = os.path.join(out, "transfer", "colours", "spot-m", "target", "senti_food.safetensors")
     stamp = os.stat(cell).st_mtime_ns
-    transfer.main(["--out", out, "--targets", "senti_food"])                # done: nothing is trained again
+    transfer.main(["--out", out, "--targets", "senti_food"])  # done: nothing is trained again
     assert os.stat(cell).st_mtime_ns == stamp
     train.main(["--stage", "target", "--method", "attempt", "--max-steps", "2", "--out", out])
-    transfer.main(["--out", out, "--targets", "senti_food"])                # now with ATTEMPT's ranking too
+    transfer.main(["--out", out, "--targets", "senti_food"])  # now with ATTEMPT's ranking too
     r = json.load(open(os.path.join(out, "transfer.json")))
-    row = r["rankings"]["attempt"]["senti_food"]     # ATTEMPT's weights on the other sources, mean over the report
+    # ATTEMPT's weights on the other sources, mean over the report
+    row = r["rankings"]["attempt"]["senti_food"]
     att = AttemptAttention(model.d, scaled_sizes(model.d, 4)["bottleneck"])
-    att.load_state_dict(runfiles.load_tensors(os.path.join(out, "attempt", "attention.safetensors"), {})[0])
-    own = runfiles.load_tensors(os.path.join(out, "attempt", "target", "senti_food.safetensors"), {})[0]["P"]
-    b = collate([dict(x, task=1) for x in report], model.pad_id)          # every reporting row in one batch
+    att.load_state_dict(tensors("attempt", "attention.safetensors"))
+    own = tensors("attempt", "target", "senti_food.safetensors")["P"]
+    b = collate([dict(x, task=1) for x in report], model.pad_id)  # every reporting row in one batch
     with torch.no_grad():
-        w = att(P, own.expand(len(report), -1, -1), enc.get_input_embeddings()(b["input_ids"]), b["attention_mask"])[1]
-    assert row == pytest.approx({"senti_movies": float(w[:, 0].mean()), "colours": float(w[:, 2].mean())}, rel=1e-4)
-    assert r["top1_gain"]["attempt"]["senti_food"] == r["measured"]["senti_food"][max(row, key=row.get)]
-    transfer.main(["--out", out, "--targets", "senti_food,colours", "--max-steps", "2"])   # a target asked for later
-    assert os.stat(cell).st_mtime_ns == stamp                               # joins; the done ones stay as they were
+        x = enc.get_input_embeddings()(b["input_ids"])
+        w = att(P, own.expand(len(report), -1, -1), x, b["attention_mask"])[1]
+    want = {"senti_movies": float(w[:, 0].mean()), "colours": float(w[:, 2].mean())}
+    assert row == pytest.approx(want, rel=1e-4)
+    top = max(row, key=row.get)
+    assert r["top1_gain"]["attempt"]["senti_food"] == r["measured"]["senti_food"][top]
+    # a target asked for later joins; the done ones stay as they were
+    transfer.main(["--out", out, "--targets", "senti_food,colours", "--max-steps", "2"])
+    assert os.stat(cell).st_mtime_ns == stamp
     r = json.load(open(os.path.join(out, "transfer.json")))
     assert set(r["measured"]["colours"]) == {"senti_movies", "senti_food"}
 
@@ -99,4 +113,5 @@ def test_a_target_outside_the_run_is_one_line(tmp_path, capsys):
     (out / "config.json").write_text(json.dumps({"run": {"tasks": TASKS, "data_dir": None}}))
     with pytest.raises(SystemExit) as e:
         transfer.main(["--out", str(out), "--targets", "para_people"])
-    assert e.value.code == 2 and "--targets para_people not in the run's tasks" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--targets para_people not in the run's tasks" in err

@@ -1,27 +1,31 @@
-"""transfer.py: AMP's attention held against measured transfer (issue 12; paper 1 and 3.2 claim that A finds the
-source tasks that help a target, with no manual search).
+"""transfer.py: AMP's attention held against measured transfer (paper 1 and 3.2 claim that A finds
+the source tasks that help a target, with no manual search).
 
-For each target task T of a finished run and each other task S of the run, T's prompt starts from S's source
-prompt and is prompt-tuned on T with a fresh head and the run's stage-source flags (SPoT's transfer: train.py
---method spot-m --spot-source S, trained on T only, in OUT/transfer/S/). The measured transfer of S to T is that
-prompt's score on T's reporting split minus prompt tuning's (T's own source prompt, from the usual start):
+For each target task T of a finished run and each other task S of the run, T's prompt starts from
+S's source prompt and is prompt-tuned on T with a fresh head and the run's stage-source flags
+(SPoT's transfer: train.py --method spot-m --spot-source S, trained on T only, in
+OUT/transfer/S/). The measured transfer of S to T is that prompt's score on T's reporting split
+minus prompt tuning's (T's own source prompt, from the usual start):
 
     M_TS = score(T | start P_S) - score(T | start from vocabulary)
 
-Per target, four rankings of the sources are compared with row M_T (Spearman's ρ, and whether the top-ranked
-source is the best measured one):
+Per target, four rankings of the sources are compared with row M_T (Spearman's ρ, and whether the
+top-ranked source is the best measured one):
     amp      AMP's learned attention row A_T (attention.json, without the diagonal)
     dot      mean(P_T) · mean(P_S), the order ψ's identity start begins from (dam.py)
     cosine   cos(mean P_T, mean P_S), SPoT's similarity (baselines.spot_similarity)
-    attempt  ATTEMPT's attention on S, averaged over T's reporting examples (only if the run has ATTEMPT)
+    attempt  ATTEMPT's attention on S, averaged over T's reporting examples (if the run has ATTEMPT)
 
   python transfer.py --out runs/lr0 --targets senti_food_32,para_people_32,entail_trips_32
-  python transfer.py --out runs/lr0 runs/lr1 runs/lr2 --targets ... --json results/transfer.json   # seeds
-Writes OUT/transfer.json and OUT/transfer.png (M beside AMP's attention rows). Tiny CPU example (a minute):
-  python train.py --stage source --tasks senti_movies,senti_food,colours --max-steps 5 --out runs/tiny3
+  python transfer.py --out runs/lr0 runs/lr1 runs/lr2 --targets ... --json results/transfer.json
+Writes OUT/transfer.json and OUT/transfer.png (M beside AMP's attention rows). Several run folders
+(seeds) are summed up together. Tiny CPU example (a minute):
+  python train.py --stage source --tasks senti_movies,senti_food,colours --max-steps 5 \
+      --out runs/tiny3
   python train.py --stage target --max-steps 5 --out runs/tiny3
   python transfer.py --out runs/tiny3 --targets senti_food --max-steps 5
 """
+
 import argparse
 import os
 import shutil
@@ -38,14 +42,18 @@ import demo  # noqa: F401  (adds the demo suites to data.py)
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
 from runfiles import load_tensors, read_json, write_json
 
-ap = argparse.ArgumentParser(description="Measured single-source transfer against AMP's attention (issue 12).")
-ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s) with stage source and target done; "
-                "several (seeds) are summed up together")
-ap.add_argument("--targets", required=True, help="comma list of the run's tasks to measure transfer into")
-ap.add_argument("--max-steps", type=int, help="cap each transfer run's steps (default: as the run's stage source, "
-                "whose flags each transfer run takes)")
-ap.add_argument("--json", help="also write every run's matrices and rankings, and the summary, to this file")
+ap = argparse.ArgumentParser(description="Measured single-source transfer against AMP's attention.")
+ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s), stage target done")
+ap.add_argument("--targets", required=True, help="comma list of the run's tasks to transfer into")
+ap.add_argument(
+    "--max-steps", type=int, help="cap each transfer run's steps (default: as stage source)"
+)
+ap.add_argument("--json", help="also write each run's matrices, rankings and the summary here")
 ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+
+# the flags of stage source that each transfer run takes (prompt tuning's own)
+SAME = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_decay", "patience"]
+TASK_FLAGS = ("data_dir", "protocol", "carve", "max_train", "max_eval")  # load_task's, from a run
 
 
 def fail(msg):
@@ -53,35 +61,38 @@ def fail(msg):
     sys.exit(2)
 
 
-SAME = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_decay", "patience"]   # as stage source
-
-
 def measure(out, targets, max_steps):
     """Train T from each other task's source prompt (SPoT-m on T alone), one sub-run per source S in
-    OUT/transfer/S/ (a copy of the run's config and source prompts); a finished target is kept, not redone, and
-    a target asked for later is added to the sub-runs."""
+    OUT/transfer/S/ (a copy of the run's config and source prompts) with stage source's flags SAME;
+    a finished target is kept, not redone, and a target asked for later joins the sub-runs."""
     cfg = read_json(os.path.join(out, "config.json"), need=["run", "source"])
     for S in cfg["run"]["tasks"]:
         ts = [t for t in targets if t != S]
         sub = os.path.join(out, "transfer", S)
-        if not ts or all(os.path.exists(os.path.join(sub, "spot-m", "target", f"{t}.safetensors")) for t in ts):
+        done = lambda t: os.path.exists(os.path.join(sub, "spot-m", "target", f"{t}.safetensors"))
+        if not ts or all(done(t) for t in ts):
             continue
         resume = os.path.exists(os.path.join(sub, "config.json"))
-        sub_cfg = read_json(os.path.join(sub, "config.json"), need=["run"]) if resume else \
-            dict(run=dict(cfg["run"], tasks=[]), source=cfg["source"])
+        if resume:
+            sub_cfg = read_json(os.path.join(sub, "config.json"), need=["run"])
+        else:
+            sub_cfg = dict(run=dict(cfg["run"], tasks=[]), source=cfg["source"])
         new = [t for t in ts if t not in sub_cfg["run"]["tasks"]]
-        if new:   # a run of the targets alone (targets asked for later join it), with the run's flags and prompts
-            os.makedirs(os.path.join(sub, "source"), exist_ok=True)
+        if new:  # a run of the targets alone, with the run's flags and source prompts
+            src, dst = os.path.join(out, "source"), os.path.join(sub, "source")
+            os.makedirs(dst, exist_ok=True)
             for t in new + [S]:
                 for ext in (".safetensors", ".json"):
-                    shutil.copy(os.path.join(out, "source", t + ext), os.path.join(sub, "source", t + ext))
+                    shutil.copy(os.path.join(src, t + ext), os.path.join(dst, t + ext))
             sub_cfg["run"]["tasks"] += new
             write_json(os.path.join(sub, "config.json"), sub_cfg)
         print(f"transfer: {', '.join(ts)} from {S}'s source prompt")
-        flags = dict(cfg["source"], max_steps=max_steps or cfg["source"].get("max_steps"))   # prompt tuning's own
-        train.main(["--stage", "target", "--method", "spot-m", "--spot-source", S, "--out", sub,
-                    *(["--resume"] if resume else []),
-                    *[x for k in SAME if flags.get(k) is not None for x in ("--" + k.replace("_", "-"), str(flags[k]))]])
+        flags = dict(cfg["source"], max_steps=max_steps or cfg["source"].get("max_steps"))
+        given = [k for k in SAME if flags.get(k) is not None]
+        same = [x for k in given for x in ("--" + k.replace("_", "-"), str(flags[k]))]
+        again = ["--resume"] if resume else []
+        spot = ["--stage", "target", "--method", "spot-m", "--spot-source", S, "--out", sub]
+        train.main([*spot, *again, *same])
 
 
 def ranks(x):
@@ -95,7 +106,7 @@ def ranks(x):
 
 
 def spearman(x, y):
-    """Spearman's ρ: Pearson's correlation of the average ranks; nan when either side is constant."""
+    """Spearman's ρ: Pearson's correlation of the average ranks; nan if either side is constant."""
     a, b = ranks(x) - ranks(x).mean(), ranks(y) - ranks(y).mean()
     den = np.sqrt((a * a).sum() * (b * b).sum())
     return float((a * b).sum() / den) if den > 0 else float("nan")
@@ -103,170 +114,231 @@ def spearman(x, y):
 
 @torch.no_grad()
 def study(out, targets, device):
-    """-> {"targets", "sources", "measured": {T: {S: M_TS}}, "pt": {T: score}, "rankings": {kind: {T: {S: v}}},
-    "spearman": {kind: {T: ρ}}, "top1": {kind: {T: bool}}, "metric"} for one run."""
+    """-> {"targets", "sources", "measured": {T: {S: M_TS}}, "pt": {T: score}, "rankings": {kind:
+    {T: {S: v}}}, "metric", "spearman": {kind: {T: ρ}}, "top1": {kind: {T: bool}}, "top1_gain":
+    {kind: {T: M of the top pick}}} for one run."""
     run = read_json(os.path.join(out, "config.json"), need=["run"])["run"]
-    tasks = run["tasks"]
+    tasks, cap = run["tasks"], (run["prompt_len"], run.get("max_tokens"))
     encoder, tokenizer = load_encoder(run["model"])
-    loaded = {t: load_task(t, run["data_dir"], run["protocol"], run["carve"], run["max_train"], run["max_eval"])
-              for t in tasks}
+    loaded = {t: load_task(t, *[run[k] for k in TASK_FLAGS]) for t in tasks}
     model = PromptModel(encoder, [loaded[t]["info"]["num_labels"] for t in tasks]).to(device)
     expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
-    P = torch.stack([load_tensors(os.path.join(out, "source", f"{t}.safetensors"), dict(expect, task=t))[0]["P"]
-                     for t in tasks]).to(device)                                  # (n, l, d)
+    source = lambda t: os.path.join(out, "source", f"{t}.safetensors")
+    P = [load_tensors(source(t), dict(expect, task=t))[0]["P"] for t in tasks]
+    P = torch.stack(P).to(device)  # (n, l, d)
     A = read_json(os.path.join(out, "attention.json"), need=["tasks", "A"])
     if A["tasks"] != tasks:
-        raise DataError(f"{out}/attention.json is over {A['tasks']}, the run over {tasks}; redo stage target")
-    mean = P.float().mean(dim=1)                                                  # (n, d)
-    dot, cos = (mean @ mean.T).tolist(), spot_similarity(P).tolist()              # (n, n) each
-    res = dict(targets=targets, sources=tasks, measured={}, pt={}, rankings=dict(amp={}, dot={}, cosine={}),
-               metric={t: loaded[t]["info"]["metrics"][0] for t in targets})
+        raise DataError(
+            f"{out}/attention.json is over {A['tasks']}, the run over {tasks}; redo stage target"
+        )
+    mean = P.float().mean(dim=1)  # (n, d)
+    dot, cos = (mean @ mean.T).tolist(), spot_similarity(P).tolist()  # (n, n) each
+    rankings = dict(amp={}, dot={}, cosine={})
+    metric = {t: loaded[t]["info"]["metrics"][0] for t in targets}
+    res = dict(targets=targets, sources=tasks, measured={}, pt={}, rankings=rankings, metric=metric)
 
     def score(path, T):
         t, info = tasks.index(T), loaded[T]["info"]
         W, _ = load_tensors(path, dict(expect, task=T))
         model.heads[t].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
-        data = tokenize(loaded[T]["report"], tokenizer, input_tokens(info, encoder, tokenizer, run["prompt_len"],
-                                                                     run.get("max_tokens")))
-        return evaluate(model, W["P"].to(device), data, t, info["metrics"], EVAL_BATCH, device)[info["metrics"][0]]
+        n = input_tokens(info, encoder, tokenizer, *cap)
+        data = tokenize(loaded[T]["report"], tokenizer, n)
+        scores = evaluate(model, W["P"].to(device), data, t, info["metrics"], EVAL_BATCH, device)
+        return scores[info["metrics"][0]]
 
     for T in targets:
         i, others = tasks.index(T), [S for S in tasks if S != T]
-        res["pt"][T] = score(os.path.join(out, "source", f"{T}.safetensors"), T)
-        res["measured"][T] = {S: score(os.path.join(out, "transfer", S, "spot-m", "target", f"{T}.safetensors"), T)
-                              - res["pt"][T] for S in others}
+        moved = lambda S: os.path.join(out, "transfer", S, "spot-m", "target", f"{T}.safetensors")
+        res["pt"][T] = score(source(T), T)
+        res["measured"][T] = {S: score(moved(S), T) - res["pt"][T] for S in others}
         for kind, M in (("amp", A["A"]), ("dot", dot), ("cosine", cos)):
-            res["rankings"][kind][T] = {S: M[i][tasks.index(S)] for S in others}
+            rankings[kind][T] = {S: M[i][tasks.index(S)] for S in others}
     if os.path.exists(os.path.join(out, "attempt", "attention.safetensors")):
-        res["rankings"]["attempt"] = attempt_rows(out, run, targets, loaded, model, tokenizer, P, expect, device)
-    res["spearman"] = {k: {T: spearman([r[T][S] for S in r[T]], [res["measured"][T][S] for S in r[T]])
-                           for T in targets} for k, r in res["rankings"].items()}
-    best = {T: max(res["measured"][T].values()) for T in targets}
-    res["top1"] = {k: {T: res["measured"][T][max(r[T], key=r[T].get)] == best[T] for T in targets}
-                   for k, r in res["rankings"].items()}
-    res["top1_gain"] = {k: {T: res["measured"][T][max(r[T], key=r[T].get)] for T in targets}   # M of the top pick
-                        for k, r in res["rankings"].items()}
+        rankings["attempt"] = attempt_rows(
+            out, run, targets, loaded, model, tokenizer, P, expect, device
+        )
+    return compare(res)
+
+
+def compare(res):
+    """Each ranking of the sources held against the measured transfer, per target: Spearman's ρ,
+    whether its top pick is the best measured source, and that pick's measured transfer."""
+    targets, measured = res["targets"], res["measured"]
+    best = {T: max(measured[T].values()) for T in targets}
+    res["spearman"], res["top1"], res["top1_gain"] = {}, {}, {}
+    for k, r in res["rankings"].items():
+        rho = {T: spearman(list(r[T].values()), [measured[T][S] for S in r[T]]) for T in targets}
+        top = {T: measured[T][max(r[T], key=r[T].get)] for T in targets}  # M of the top pick
+        res["spearman"][k], res["top1"][k] = rho, {T: top[T] == best[T] for T in targets}
+        res["top1_gain"][k] = top
     return res
 
 
 def attempt_rows(out, run, targets, loaded, model, tokenizer, P, expect, device):
     """{T: {S: ATTEMPT's weight on S's source prompt, averaged over T's reporting examples}}."""
-    tasks = run["tasks"]
-    att = AttemptAttention(model.d, scaled_sizes(model.d, run["prompt_len"])["bottleneck"]).to(device)
-    att.load_state_dict(load_tensors(os.path.join(out, "attempt", "attention.safetensors"), expect)[0])
+    tasks, cap = run["tasks"], (run["prompt_len"], run.get("max_tokens"))
+    att = AttemptAttention(model.d, scaled_sizes(model.d, run["prompt_len"])["bottleneck"])
+    att = att.to(device)
+    path = os.path.join(out, "attempt", "attention.safetensors")
+    att.load_state_dict(load_tensors(path, expect)[0])
     embed, rows = model.encoder.get_input_embeddings(), {}
     for T in targets:
-        info = loaded[T]["info"]
-        own = load_tensors(os.path.join(out, "attempt", "target", f"{T}.safetensors"), dict(expect, task=T))[0]["P"]
-        data = tokenize(loaded[T]["report"], tokenizer, input_tokens(info, model.encoder, tokenizer, run["prompt_len"],
-                                                                     run.get("max_tokens")))
-        total = torch.zeros(len(tasks) + 1)
+        info, path = loaded[T]["info"], os.path.join(out, "attempt", "target", f"{T}.safetensors")
+        own = load_tensors(path, dict(expect, task=T))[0]["P"]
+        n = input_tokens(info, model.encoder, tokenizer, *cap)
+        data = tokenize(loaded[T]["report"], tokenizer, n)
+        total = torch.zeros(len(tasks) + 1)  # the n sources and T's own prompt
         for s in range(0, len(data), EVAL_BATCH):
-            b = collate([dict(data[j], task=tasks.index(T)) for j in range(s, min(s + EVAL_BATCH, len(data)))],
-                        model.pad_id)
+            end = min(s + EVAL_BATCH, len(data))
+            b = collate([dict(data[j], task=tasks.index(T)) for j in range(s, end)], model.pad_id)
             ids, mask = b["input_ids"].to(device), b["attention_mask"].to(device)
-            total += att(P, own.to(device).expand(len(ids), -1, -1), embed(ids), mask)[1].sum(0).float().cpu()
+            mine = own.to(device).expand(len(ids), -1, -1)  # (B, l, d)
+            total += att(P, mine, embed(ids), mask)[1].sum(0).float().cpu()
         rows[T] = {S: float(total[j]) / len(data) for j, S in enumerate(tasks) if S != T}
     return rows
 
 
 def per_target(results, targets):
-    """{T: mean ± std over the runs (seeds) of the best and of a random source's transfer and of each ranking's ρ,
-    and "agreement": Spearman's ρ between two runs' measured rows M_T (each pair of runs), which says whether the
-    measured transfer itself repeats from seed to seed.} Printed when there are several runs."""
+    """{T: mean ± std over the runs (seeds) of the best and of a random source's transfer and of
+    each ranking's ρ, and "agreement": Spearman's ρ between two runs' measured rows M_T (each pair
+    of runs), which says whether the measured transfer itself repeats from seed to seed.} Printed
+    when there are several runs."""
     rs, out = list(results.values()), {}
+    stat = lambda x: [float(np.mean(x)), float(np.std(x))]
     for T in targets:
         S = list(rs[0]["measured"][T])
-        rows = [[r["measured"][T][s] for s in S] for r in rs]                   # (runs, sources)
-        stat = lambda x: [float(np.mean(x)), float(np.std(x))]
-        out[T] = dict(best=stat([max(x) for x in rows]), random=stat([np.mean(x) for x in rows]),
-                      spearman={k: stat([r["spearman"][k][T] for r in rs]) for k in rs[0]["spearman"]
-                                if all(k in r["spearman"] for r in rs)},
-                      agreement=[spearman(rows[i], rows[j]) for i in range(len(rs)) for j in range(i + 1, len(rs))])
+        rows = [[r["measured"][T][s] for s in S] for r in rs]  # (runs, sources)
+        kinds = [k for k in rs[0]["spearman"] if all(k in r["spearman"] for r in rs)]
+        pairs = [(i, j) for i in range(len(rs)) for j in range(i + 1, len(rs))]
+        agreement = [spearman(rows[i], rows[j]) for i, j in pairs]
+        o = out[T] = dict(
+            best=stat([max(x) for x in rows]),
+            random=stat([np.mean(x) for x in rows]),
+            spearman={k: stat([r["spearman"][k][T] for r in rs]) for k in kinds},
+            agreement=agreement,
+        )
         if len(rs) > 1:
-            print(f"  {T}: best source {out[T]['best'][0]:+.1f} ± {out[T]['best'][1]:.1f}, random "
-                  f"{out[T]['random'][0]:+.1f} ± {out[T]['random'][1]:.1f}; ρ " + ", ".join(
-                      f"{k} {m:+.2f} ± {v:.2f}" for k, (m, v) in out[T]["spearman"].items())
-                  + "; seed-to-seed ρ of M_T " + ", ".join(f"{x:+.2f}" for x in out[T]["agreement"]))
+            rho = ", ".join(f"{k} {m:+.2f} ± {v:.2f}" for k, (m, v) in o["spearman"].items())
+            agree = ", ".join(f"{x:+.2f}" for x in agreement)
+            pm = lambda v: f"{v[0]:+.1f} ± {v[1]:.1f}"
+            print(
+                f"  {T}: best source {pm(o['best'])}, random {pm(o['random'])}; ρ {rho}; "
+                f"seed-to-seed ρ of M_T {agree}"
+            )
     return out
 
 
 def draw(res, path):
-    """The measured transfer M (targets × sources) beside AMP's attention rows for the same targets."""
+    """The measured transfer M (targets × sources) beside AMP's attention rows for the targets."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     T, S = res["targets"], res["sources"]
     M = np.array([[res["measured"][t].get(s, np.nan) for s in S] for t in T])
     A = np.array([[res["rankings"]["amp"][t].get(s, np.nan) for s in S] for t in T])
-    fig, axes = plt.subplots(1, 2, figsize=(2 + 1.1 * len(S), 1.5 + 0.6 * len(T)), constrained_layout=True)
+    size = (2 + 1.1 * len(S), 1.5 + 0.6 * len(T))
+    fig, axes = plt.subplots(1, 2, figsize=size, constrained_layout=True)
     lim = np.nanmax(np.abs(M)) or 1.0
-    for ax, X, title, kw in ((axes[0], M, "measured transfer (points vs prompt tuning)", dict(cmap="RdBu",
-                              vmin=-lim, vmax=lim)), (axes[1], A, "AMP attention A (off-diagonal)", dict(cmap="viridis"))):
+    panels = [
+        (M, "measured transfer (points vs prompt tuning)", dict(cmap="RdBu", vmin=-lim, vmax=lim)),
+        (A, "AMP attention A (off-diagonal)", dict(cmap="viridis")),
+    ]
+    for ax, (X, title, kw) in zip(axes, panels):
         im = ax.imshow(X, **kw)
         ax.set_xticks(range(len(S)), S, rotation=60, ha="right", fontsize=8)
         ax.set_yticks(range(len(T)), T, fontsize=8)
         ax.set_title(title, fontsize=9)
         for (r, c), v in np.ndenumerate(X):
             if not np.isnan(v):
-                ax.text(c, r, f"{v:.1f}" if X is M else f"{v:.2f}", ha="center", va="center", fontsize=7)
+                label = f"{v:.1f}" if X is M else f"{v:.2f}"
+                ax.text(c, r, label, ha="center", va="center", fontsize=7)
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
+def check(outs, targets):
+    """Each run folder holds a finished stage target over the targets, or the command stops with one
+    line; -> the last run's config."""
+    for out in outs:
+        if not os.path.exists(os.path.join(out, "config.json")):
+            fail(f"{out} holds no run; train one with python train.py --stage source --out {out}")
+        cfg = read_json(os.path.join(out, "config.json"), need=["run"])
+        missing = [t for t in targets if t not in cfg["run"]["tasks"]]
+        if missing:
+            have = ", ".join(cfg["run"]["tasks"])
+            fail(f"--targets {', '.join(missing)} not in the run's tasks {have}")
+        if not os.path.exists(os.path.join(out, "attention.json")):
+            fail(f"{out} has no stage target yet; run python train.py --stage target --out {out}")
+    return cfg
+
+
+def summarize(results, targets):
+    """Print, over every run and target, the transfer of the best and of a random source, each
+    ranking's ρ and top-1 hits, and each run's best source -> the summary written by --json."""
+    cells = [(r, T) for r in results.values() for T in targets]
+    random = lambda r, T: np.mean(list(r["measured"][T].values()))  # a random source's transfer
+    summary = dict(
+        best_gain=float(np.mean([max(r["measured"][T].values()) for r, T in cells])),
+        mean_gain=float(np.mean([random(r, T) for r, T in cells])),
+    )
+    print(
+        f"  transfer of the best source {summary['best_gain']:+.2f} points on average; of a source "
+        f"picked at random {summary['mean_gain']:+.2f}"
+    )
+    chance = float(np.mean([1 / (len(r["sources"]) - 1) for r in results.values()]))
+    for kind in ["amp", "dot", "cosine", "attempt"]:
+        runs = [r for r in results.values() if kind in r["spearman"]]
+        if not runs:
+            continue
+        rho = [r["spearman"][kind][T] for r in runs for T in targets]
+        hit = [r["top1"][kind][T] for r in runs for T in targets]
+        gain = float(np.mean([r["top1_gain"][kind][T] for r in runs for T in targets]))
+        over = [r["top1_gain"][kind][T] - random(r, T) for r in runs for T in targets]
+        s = dict(spearman_mean=float(np.nanmean(rho)), spearman_std=float(np.nanstd(rho)))
+        s.update(top1_gain=gain, top1=int(sum(hit)), pairs=len(hit), chance_top1=chance * len(hit))
+        s.update(over_random_mean=float(np.mean(over)), over_random_std=float(np.std(over)))
+        summary[kind] = s
+        print(
+            f"  {kind:8s} Spearman ρ {s['spearman_mean']:+.2f} ± {s['spearman_std']:.2f}   "
+            f"top-1 = best measured: {sum(hit)} of {len(hit)} (chance {s['chance_top1']:.1f}); "
+            f"transfer of its top pick {gain:+.2f}, minus a random source's "
+            f"{np.mean(over):+.2f} ± {np.std(over):.2f}"
+        )
+    summary["targets"] = per_target(results, targets)
+    for out, r in results.items():
+        for T in targets:
+            best, amp_row = max(r["measured"][T], key=r["measured"][T].get), r["rankings"]["amp"][T]
+            print(
+                f"  {out} {T}: prompt tuning {r['pt'][T]:.2f}; best source {best} "
+                f"({r['measured'][T][best]:+.2f}); AMP's top {max(amp_row, key=amp_row.get)}"
+            )
+    return summary
+
+
 def main(argv=None):
-    a = ap.parse_args(argv)
-    targets = a.targets.split(",")
+    args = ap.parse_args(argv)
+    targets = args.targets.split(",")
     try:
-        for out in a.out:
-            if not os.path.exists(os.path.join(out, "config.json")):
-                fail(f"{out} holds no run; train one with python train.py --stage source --out {out}")
-            cfg = read_json(os.path.join(out, "config.json"), need=["run"])
-            missing = [t for t in targets if t not in cfg["run"]["tasks"]]
-            if missing:
-                fail(f"--targets {', '.join(missing)} not in the run's tasks {', '.join(cfg['run']['tasks'])}")
-            if not os.path.exists(os.path.join(out, "attention.json")):
-                fail(f"{out} has no stage target yet; run python train.py --stage target --out {out}")
-        parse_tasks(a.targets, cfg["run"]["data_dir"])
+        cfg = check(args.out, targets)
+        parse_tasks(args.targets, cfg["run"]["data_dir"])
         results = {}
-        for out in a.out:
-            measure(out, targets, a.max_steps)
-            results[out] = study(out, targets, pick_device(a.device))
+        for out in args.out:
+            measure(out, targets, args.max_steps)
+            results[out] = study(out, targets, pick_device(args.device))
             write_json(os.path.join(out, "transfer.json"), results[out])
             draw(results[out], os.path.join(out, "transfer.png"))
     except (DataError, ModelError) as e:
         fail(str(e))
-    print(f"\nmeasured transfer: target score from each source's prompt minus prompt tuning's ({len(a.out)} run(s))")
-    cells = [(r, T) for r in results.values() for T in targets]
-    summary = dict(best_gain=float(np.mean([max(r["measured"][T].values()) for r, T in cells])),
-                   mean_gain=float(np.mean([np.mean(list(r["measured"][T].values())) for r, T in cells])))
-    print(f"  transfer of the best source {summary['best_gain']:+.2f} points on average; of a source picked at random "
-          f"{summary['mean_gain']:+.2f}")
-    for kind in ["amp", "dot", "cosine", "attempt"]:
-        rho = [r["spearman"][kind][T] for r in results.values() if kind in r["spearman"] for T in targets]
-        hit = [r["top1"][kind][T] for r in results.values() if kind in r["top1"] for T in targets]
-        if rho:
-            gain = float(np.mean([r["top1_gain"][kind][T] for r in results.values() if kind in r["top1_gain"]
-                                  for T in targets]))
-            over = [r["top1_gain"][kind][T] - np.mean(list(r["measured"][T].values())) for r, T in cells
-                    if kind in r["top1_gain"]]                               # top pick minus a random source
-            summary[kind] = dict(spearman_mean=float(np.nanmean(rho)), spearman_std=float(np.nanstd(rho)), top1_gain=gain,
-                                 top1=int(sum(hit)), pairs=len(hit), chance_top1=float(np.mean(
-                                     [1 / (len(r["sources"]) - 1) for r in results.values()])) * len(hit),
-                                 over_random_mean=float(np.mean(over)), over_random_std=float(np.std(over)))
-            print(f"  {kind:8s} Spearman ρ {summary[kind]['spearman_mean']:+.2f} ± {summary[kind]['spearman_std']:.2f}"
-                  f"   top-1 = best measured: {sum(hit)} of {len(hit)} (chance {summary[kind]['chance_top1']:.1f})"
-                  f"; transfer of its top pick {gain:+.2f}, minus a random source's {np.mean(over):+.2f} ± "
-                  f"{np.std(over):.2f}")
-    summary["targets"] = per_target(results, targets)
-    for out, r in results.items():
-        for T in targets:
-            best = max(r["measured"][T], key=r["measured"][T].get)
-            print(f"  {out} {T}: prompt tuning {r['pt'][T]:.2f}; best source {best} "
-                  f"({r['measured'][T][best]:+.2f}); AMP's top {max(r['rankings']['amp'][T], key=r['rankings']['amp'][T].get)}")
-    if a.json:
-        write_json(a.json, dict(runs=results, summary=summary))
+    print(
+        "\nmeasured transfer: target score from each source's prompt minus prompt tuning's "
+        f"({len(args.out)} run(s))"
+    )
+    summary = summarize(results, targets)
+    if args.json:
+        write_json(args.json, dict(runs=results, summary=summary))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-"""results/collect.py: the numbers RESULTS.md reports, read from finished run folders into one JSON file.
+"""results/collect.py: the numbers RESULTS.md reports, read from run folders into one JSON file.
 
-For each run folder: its stage-target flags, the best dev score of every trained method (the mean over tasks of
-each task's first metric, from log.jsonl: what chose the checkpoint and, here, the defaults), the reporting-split
-scores of eval.json (read once, for the tables), and AMP's attention (mean diagonal, family rate on the demo).
+For each run folder: its stage-target flags, the best dev score of every trained method (the mean
+over tasks of each task's first metric, from log.jsonl: what chose the checkpoint and, here, the
+defaults), the reporting-split scores of eval.json (read once, for the tables), and AMP's attention
+(mean diagonal, family rate on the demo).
 
   python results/collect.py runs/s0_default runs/s1_default ... > results/demo_stage2.json
 """
+
 import json
 import os
 import sys
@@ -15,7 +17,7 @@ from eval import family_rate  # noqa: E402
 
 
 def best_dev(out):
-    """{job key prefix: best dev} from log.jsonl; a multi-task job's dev is the mean over its tasks."""
+    """{job key: best dev} from log.jsonl; a multi-task job's dev is the mean over its tasks."""
     best = {}
     for line in open(os.path.join(out, "log.jsonl")):
         r = json.loads(line)
@@ -29,14 +31,14 @@ def collect(out):
     ev = json.load(open(os.path.join(out, "eval.json")))
     metric, tasks = ev["metric"], [t for t in ev["tasks"] if t in ev["scores"]["prompt"]]
     mean = {m: sum(s[t][metric[t]] for t in tasks) / len(tasks) for m, s in ev["scores"].items()}
-    row = dict(run=out, seed=cfg["run"]["seed"], target_flags=cfg.get("target"), dev=best_dev(out),
-               report_mean=mean, report=ev["scores"], ms_per_example=ev["ms_per_example"])
+    row = dict(run=out, seed=cfg["run"]["seed"], target_flags=cfg.get("target"), dev=best_dev(out))
+    row.update(report_mean=mean, report=ev["scores"], ms_per_example=ev["ms_per_example"])
     for method, path in (("amp", "attention.json"), ("amp-maxpool", "amp-maxpool/attention.json")):
         if os.path.exists(os.path.join(out, path)):
             A = json.load(open(os.path.join(out, path)))
-            hits, counted, expected = family_rate(A["tasks"], A["A"])
-            row.setdefault("attention", {})[method] = dict(
-                diag=sum(A["A"][i][i] for i in range(len(A["A"]))) / len(A["A"]), family=[hits, counted, expected])
+            family = list(family_rate(A["tasks"], A["A"]))  # [hits, counted, expected]
+            diag = sum(A["A"][i][i] for i in range(len(A["A"]))) / len(A["A"])
+            row.setdefault("attention", {})[method] = dict(diag=diag, family=family)
     return row
 
 

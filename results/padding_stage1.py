@@ -1,10 +1,11 @@
-"""Issue 10: where stage 1's end-to-end speed-up over the previous code comes from, counted instead of timed.
-Per epoch of results/speed_stage1.sh's runs (rte, mrpc, sst2; 1,000 training rows each; l = 20; batch 16), the
-encoder's token positions (batch rows × (l + the batch's longest input)) under a plain shuffle (the previous code,
-padded per batch) and under today's length-grouped batches (data.task_batches), beside the positions with no
-padding at all. Tokenisation only; a few seconds.
+"""results/padding_stage1.py: what length-grouped batches save in stage 1, counted instead of timed.
+Per epoch of results/speed_stage1.sh's runs (rte, mrpc, sst2; 1,000 training rows each; l = 20;
+batch 16), the encoder's token positions (batch rows × (l + the batch's longest input)) under a
+plain shuffle (padded per batch) and under length-grouped batches (data.task_batches), beside the
+positions with no padding at all. Tokenisation only; a few seconds.
   python results/padding_stage1.py
 """
+
 import os
 import sys
 
@@ -15,17 +16,24 @@ from data import load_task, task_batches, tokenize  # noqa: E402
 import demo  # noqa: E402,F401  (adds the demo suites to data.py)
 from metrics import input_tokens  # noqa: E402
 
-l, B, data = 20, 16, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+l, B = 20, 16
+data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 encoder, tokenizer = load_encoder(DEFAULT_MODEL)
 total = dict(plain=0, grouped=0, none=0)
 for name in ["rte", "mrpc", "sst2"]:
     x = load_task(name, data, max_train=1000, max_eval=200)
-    lengths = tokenize(x["train"], tokenizer, input_tokens(x["info"], encoder, tokenizer, l))["length"]
+    width = input_tokens(x["info"], encoder, tokenizer, l)
+    lengths = tokenize(x["train"], tokenizer, width)["length"]
     cost = lambda batches: sum(len(b) * (l + max(lengths[i] for i in b)) for b in batches)
-    row = dict(plain=cost(task_batches(len(lengths), B, 0, 0)), grouped=cost(task_batches(lengths, B, 0, 0)),
-               none=sum(l + n for n in lengths))
+    plain, grouped = task_batches(len(lengths), B, 0, 0), task_batches(lengths, B, 0, 0)
+    row = dict(plain=cost(plain), grouped=cost(grouped), none=sum(l + n for n in lengths))
     total = {k: total[k] + v for k, v in row.items()}
-    print(f"{name:5s} mean input {sum(lengths) / len(lengths):5.1f} tokens; positions per epoch: plain shuffle "
-          f"{row['plain']:,}, length-grouped {row['grouped']:,}, no padding {row['none']:,}")
-print(f"all   plain / grouped = {total['plain'] / total['grouped']:.2f}; grouped / no padding = "
-      f"{total['grouped'] / total['none']:.3f}")
+    counts = f"plain shuffle {row['plain']:,}, length-grouped {row['grouped']:,}"
+    print(
+        f"{name:5s} mean input {sum(lengths) / len(lengths):5.1f} tokens; positions per epoch: "
+        f"{counts}, no padding {row['none']:,}"
+    )
+print(
+    f"all   plain / grouped = {total['plain'] / total['grouped']:.2f}; grouped / no padding = "
+    f"{total['grouped'] / total['none']:.3f}"
+)

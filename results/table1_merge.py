@@ -1,22 +1,26 @@
-"""results/table1_merge.py: Table 1 over seeds from the JSON files that `eval.py --json` wrote, without the
-checkpoints (issue 11). Each file holds some methods on some runs (one run folder per seed); this joins them by
-run folder and method, prints Table 1 (mean ± std over the seeds a column has), each method's difference from
-prompt tuning (or from --minus's column) paired by seed (the mean of all tasks, of the four small-split tasks, of
-the others, and each of those four), and Figure 2 (AMP minus AMP-maxpool per task, paired by seed). A run and
-method present in two files must hold the same scores (a rerun that reproduces); if not, this says so and keeps
-the first file's.
+"""results/table1_merge.py: Table 1 over seeds from the JSON files that `eval.py --json` wrote,
+without the checkpoints. Each file holds some methods on some runs (one run folder per seed); this
+joins them by run folder and method, prints Table 1 (mean ± std over the seeds a column has), each
+method's difference from prompt tuning (or from --minus's column) paired by seed (the mean of all
+tasks, of the four small-split tasks, of the others, and each of those four), and Figure 2 (AMP
+minus AMP-maxpool per task, paired by seed). A run and method present in two files must hold the
+same scores (a rerun that reproduces); if not, this says so and keeps the first file's.
 
-Issue 12's ablations (results/table1_ablation.sh) train AMP's variants in copies of a seed's stage 1, runs/t<s>_<v>:
-their "amp" column is read as method <v> of runs/t<s> (wvonly, aonly, uniform; ptc's column is pt-continued), and
-their prompt tuning column must equal that of runs/t<s>, which checks that the copy held the same source prompts.
+The ablations (results/table1_ablation.sh) train AMP's variants in copies of a seed's stage 1,
+runs/t<s>_<v>: their "amp" column is read as method <v> of runs/t<s> (wvonly, aonly, uniform;
+ptc's column is pt-continued), and their prompt tuning column must equal that of runs/t<s>, which
+checks that the copy held the same source prompts.
 
-  python results/table1_merge.py results/table1_seed0.json results/table1_seeds.json results/table1_seed1.json \
-      results/table1_seed2.json --json results/table1_seeds_all.json
-  python results/table1_merge.py results/table1_seed?.json results/table1_seeds.json results/table1_ablation_*.json \
-      --methods prompt,pt-continued,wvonly,aonly,amp,uniform --json results/table1_ablations.json
-  python results/table1_merge.py results/table1_seed?.json results/table1_seeds.json results/table1_ablation_*.json \
-      --methods prompt,pt-continued,wvonly,aonly,amp,uniform --minus amp     # each row paired with AMP instead
+  python results/table1_merge.py results/table1_seed0.json results/table1_seeds.json \
+      results/table1_seed1.json results/table1_seed2.json --json results/table1_seeds_all.json
+  python results/table1_merge.py results/table1_seed?.json results/table1_seeds.json \
+      results/table1_ablation_*.json --methods prompt,pt-continued,wvonly,aonly,amp,uniform \
+      --json results/table1_ablations.json
+  python results/table1_merge.py results/table1_seed?.json results/table1_seeds.json \
+      results/table1_ablation_*.json --methods prompt,pt-continued,wvonly,aonly,amp,uniform \
+      --minus amp     # each row paired with AMP instead
 """
+
 import argparse
 import json
 import os
@@ -27,13 +31,15 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from eval import METHODS, cell  # noqa: E402
 
-ABLATION = {"wvonly": "W_V only", "aonly": "A only", "uniform": "AMP uniform"}   # results/table1_ablation.sh
-NAMES = dict(METHODS, **ABLATION)   # Table 1's columns in the paper's order, as eval.py prints them, then these
-SMALL = ["cb", "rte", "mrpc", "stsb"]   # the tasks whose reporting splits are small (issue 11)
+# the variants that results/table1_ablation.sh trains
+ABLATION = {"wvonly": "W_V only", "aonly": "A only", "uniform": "AMP uniform"}
+NAMES = dict(METHODS, **ABLATION)  # Table 1's columns in eval.py's order, then the variants
+SMALL = ["cb", "rte", "mrpc", "stsb"]  # the tasks whose reporting splits are small
 
 
 def merge(paths):
-    """{method: {run: {task: score}}} from eval.py's JSON files; the tasks in the first file's order."""
+    """{method: {run: {task: score}}} from eval.py's JSON files; the tasks in the first file's
+    order."""
     joined, tasks = {}, None
     for path in paths:
         d = json.load(open(path))
@@ -47,33 +53,16 @@ def merge(paths):
                 old = joined.setdefault(m, {}).setdefault(run, new)
                 worst = max(abs(old[t] - new[t]) for t in old)
                 if worst > 1e-6:
-                    print(f"note: {m} in {run} differs between files by up to {worst:.1f} points; keeping the first")
+                    print(
+                        f"note: {m} in {run} differs between files by up to {worst:.1f} points; "
+                        "keeping the first"
+                    )
     return joined, tasks
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("files", nargs="+", help="JSON files written by eval.py --json")
-    ap.add_argument("--methods", help="comma list of the columns to show, in this order (default: all there are)")
-    ap.add_argument("--minus", default="prompt", help="the column each other one is paired with and subtracted from "
-                    "(default: prompt tuning)")
-    ap.add_argument("--json", help="write the merged table (every seed's score) here")
-    a = ap.parse_args()
-    joined, tasks = merge(a.files)
-    methods = a.methods.split(",") if a.methods else [m for m in NAMES if m in joined]
-    for m in methods + [a.minus]:
-        if m not in joined:
-            ap.error(f"no column {m!r} in these files; they have: {', '.join(joined)}")
-    runs = sorted({r for m in methods for r in joined[m]})
-    mean = lambda m, r, ts: float(np.mean([joined[m][r][t] for t in ts]))
-    print(f"Table 1: reporting split, mean ± std over the seeds (runs: {', '.join(runs)})")
-    print(f"{'task':9s}" + "".join(f"{NAMES[m]:>15s}" for m in methods))
-    for t in tasks:
-        print(f"{t:9s}" + "".join(f"{cell([joined[m][r][t] for r in joined[m]]):>15s}" for m in methods))
-    print(f"{'mean':9s}" + "".join(f"{cell([mean(m, r, tasks) for r in joined[m]]):>15s}" for m in methods))
-    print(f"{'seeds':9s}" + "".join(f"{len(joined[m]):>15d}" for m in methods))
-
-    base = a.minus
+def minus(joined, tasks, methods, base, mean):
+    """Each method minus column `base`, paired by seed, over all tasks, the small four, the others
+    and each small task -> {method: {column: [per seed]}}."""
     print(f"\nminus {NAMES[base]}, paired by seed (mean ± std over seeds)")
     small = [t for t in SMALL if t in tasks]
     cols = [("all", tasks), ("small four", small), ("other", [t for t in tasks if t not in small])]
@@ -85,20 +74,49 @@ def main():
         if m == base or not paired:
             continue
         diffs[m] = {c: [mean(m, r, ts) - mean(base, r, ts) for r in paired] for c, ts in cols}
-        print(f"{NAMES[m]:14s}" + "".join(f"{cell(diffs[m][c], '+'):>14s}" for c, _ in cols) +
-              "  " + " / ".join(f"{v:+.1f}" for v in diffs[m]["all"]))
+        seeds = " / ".join(f"{v:+.1f}" for v in diffs[m]["all"])
+        row = "".join(f"{cell(diffs[m][c], '+'):>14s}" for c, _ in cols)
+        print(f"{NAMES[m]:14s}{row}  {seeds}")
+    return diffs
 
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("files", nargs="+", help="JSON files written by eval.py --json")
+    ap.add_argument("--methods", help="the columns to show, a comma list in order (default: all)")
+    ap.add_argument(
+        "--minus", default="prompt", help="the column subtracted from every other one, by seed"
+    )
+    ap.add_argument("--json", help="write the merged table (every seed's score) here")
+    args = ap.parse_args()
+    joined, tasks = merge(args.files)
+    methods = args.methods.split(",") if args.methods else [m for m in NAMES if m in joined]
+    for m in methods + [args.minus]:
+        if m not in joined:
+            ap.error(f"no column {m!r} in these files; they have: {', '.join(joined)}")
+    runs = sorted({r for m in methods for r in joined[m]})
+    mean = lambda m, r, ts: float(np.mean([joined[m][r][t] for t in ts]))
+    print(f"Table 1: reporting split, mean ± std over the seeds (runs: {', '.join(runs)})")
+    row = lambda f: "".join(f"{f(m):>15s}" for m in methods)  # one cell per column
+    print(f"{'task':9s}" + row(lambda m: NAMES[m]))
+    for t in tasks:
+        print(f"{t:9s}" + row(lambda m: cell([joined[m][r][t] for r in joined[m]])))
+    print(f"{'mean':9s}" + row(lambda m: cell([mean(m, r, tasks) for r in joined[m]])))
+    print(f"{'seeds':9s}" + "".join(f"{len(joined[m]):>15d}" for m in methods))
+    diffs = minus(joined, tasks, methods, args.minus, mean)
     figure2 = {}
     if "amp" in joined and "amp-maxpool" in joined:
-        paired = [r for r in joined["amp"] if r in joined["amp-maxpool"]]
-        figure2 = {t: [joined["amp"][r][t] - joined["amp-maxpool"][r][t] for r in paired] for t in tasks}
+        amp, maxpool = joined["amp"], joined["amp-maxpool"]
+        paired = [r for r in amp if r in maxpool]
+        figure2 = {t: [amp[r][t] - maxpool[r][t] for r in paired] for t in tasks}
         figure2["mean"] = [mean("amp", r, tasks) - mean("amp-maxpool", r, tasks) for r in paired]
         print(f"\nFigure 2: AMP minus AMP-maxpool, paired by seed ({len(paired)} seeds)")
         print("  " + "   ".join(f"{t} {cell(v, '+')}" for t, v in figure2.items()))
-    if a.json:
-        json.dump(dict(files=a.files, tasks=tasks, runs=runs, scores=joined, **{f"minus_{base}": diffs},
-                       figure2=figure2), open(a.json, "w"), indent=1)
-        print(f"\nwritten: {a.json}")
+    if args.json:
+        out = dict(files=args.files, tasks=tasks, runs=runs, scores=joined)
+        out.update({f"minus_{args.minus}": diffs}, figure2=figure2)
+        json.dump(out, open(args.json, "w"), indent=1)
+        print(f"\nwritten: {args.json}")
 
 
 if __name__ == "__main__":
