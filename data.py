@@ -1,17 +1,19 @@
 """data.py: every task AMP trains on, checked row by row, split honestly, tokenised, batched, mixed.
+Tasks: the paper's 11 (4.1, A.4, Table 3) and MNLI, from the hub or a local copy (../shared/data);
+yours, `<data-dir>/<name>/{train,validation[,test]}.jsonl` of rows {"text", "text_pair"?, "label"}
+and an optional task.json {"metric", "num_labels", "labels": [names]}; made in code (GENERATED:
+demo.py's suites; `python demo.py` shows what loads). Honest splits (ATTEMPT's): split_task."""
 
-Tasks: the paper's 11 (paper 4.1, A.4, Table 3) and MNLI, from the hub or from a local copy
-(../shared/data); your own, `<data-dir>/<name>/{train,validation[,test]}.jsonl` of rows {"text",
-"text_pair"?, "label"}, with an optional task.json {"metric", "num_labels", "labels": [names]}; and
-tasks made in code (GENERATED: demo.py's suites). Honest splits (ATTEMPT's protocol): split_task;
-batches: task_batches; mixing (paper 4.2): epoch_batches. `python demo.py` shows what loads."""
-
+import contextlib
+import hashlib
 import itertools
 import json
 import math
 import os
 import random
-
+import shutil
+from importlib.metadata import version
+from pathlib import Path
 import datasets
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -25,15 +27,13 @@ class DataError(Exception):
 
 def _task(hub, fields, labels, metrics, family, report="validation", max_tokens=256,
           splits="train validation"):  # fmt: skip
-    """One task, lists as words. hub: "repository config"; labels: in class order (None =
-    regression); splits: those read, with report (the paper's); max_tokens: paper A.3."""
+    """A task, lists as words. hub: "repository config"; labels: class order, None = regression."""
     hub, fields, metrics = (tuple(words.split()) for words in (hub, fields, metrics))
     info = dict(hub=hub or None, fields=fields, labels=labels and tuple(labels.split()))
-    info.update(metrics=metrics, report=report, family=family, max_tokens=max_tokens)
-    return dict(info, splits=tuple(sorted(set(splits.split()) | {report})))
+    info.update(metrics=metrics, report=report, family=family, max_tokens=max_tokens)  # A.3
+    return dict(info, splits=tuple(sorted(set(splits.split()) | {report})))  # read, report too
 
 
-# fmt: off
 REGISTRY = {  # the paper's Table 3 and MNLI (SPoT-m's source task); demo.py adds the demo tasks
     "imdb": _task("stanfordnlp/imdb plain_text", "text", "neg pos", "accuracy", "sentiment",
                   "test", splits="train"),
@@ -57,8 +57,7 @@ REGISTRY = {  # the paper's Table 3 and MNLI (SPoT-m's source task); demo.py add
                   "accuracy", "qa"),
     "mnli": _task("nyu-mll/glue mnli", "premise hypothesis", "entailment neutral contradiction",
                   "accuracy", "entailment", "validation_matched", splits="train"),
-}
-# fmt: on
+}  # fmt: skip
 PAPER_TASKS = [t for t in REGISTRY if t != "mnli"]  # Table 3's 11 tasks, in its order
 SUITES = {"paper": PAPER_TASKS}  # named lists of tasks; demo.py adds "demo" and "lowres"
 GENERATED = {}  # tasks made in code: name -> rows(split, seed); demo.py adds the demo suites
@@ -84,8 +83,7 @@ def parse_tasks(spec, data_dir=None):
 
 
 def read_split(name, split, data_dir=None, seed=0):
-    """(source, [(line, row)]) of one split (a row's place: source + line), or None if none. A JSON
-    lines file's blank lines are skipped, but counted."""
+    """(source, [(line, row)]) of one split (a row's place: source + line), or None if none."""
     folder, rows = os.path.join(data_dir or "", name), []
     if name in GENERATED:
         rows = GENERATED[name](split, seed)
@@ -115,7 +113,7 @@ def read_split(name, split, data_dir=None, seed=0):
                 row = json.loads(line.decode("utf-8")) if line.strip() else None
                 if row is not None and not isinstance(row, dict):
                     raise DataError(f"{path}:{i}: not a JSON object")
-                rows += [] if row is None else [(i, row)]
+                rows += [] if row is None else [(i, row)]  # blank lines: skipped, but counted
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -127,11 +125,10 @@ def read_split(name, split, data_dir=None, seed=0):
 
 
 def task_info(name, data_dir=None, train=()):
-    """A task's _task dict and num_labels (1 = regression); your own task's from its task.json and
-    training rows."""
+    """A task's _task dict and num_labels (1 = regression)."""
     if name in REGISTRY:
         info = dict(REGISTRY[name])
-    else:
+    else:  # your own task: from its task.json and training rows
         path = os.path.join(data_dir, name, "task.json")
         try:
             spec = json.load(open(path)) if os.path.exists(path) else {}
@@ -159,29 +156,25 @@ def task_info(name, data_dir=None, train=()):
 
 
 def examples(source, rows, info, split, name=""):
-    """Rows as read -> [{text, text_pair (may be null), label, group}], each checked. Of several
-    fields the last is the pair, the others join into the text (MultiRC: question + answer). Label:
-    an int class 0..C-1, a class name, a finite number (regression). group: "split/row", or for
-    MultiRC "split/paragraph-question" (a question's answers stay together)."""
-    f, names, C, out = info["fields"], info["labels"], info["num_labels"], []
+    """Rows as read -> [{text, text_pair (may be null), label, group}], each checked."""
+    f, names, C, out = info["fields"], info["labels"], info["num_labels"], []  # pair: the last
     classes = C != 1 and f"an int class 0..{C - 1} or one of the names {', '.join(names)}"
     got = lambda k: json.dumps(row[k], default=str)[:40] if k in row else "missing"
     wrong = lambda k, exp: DataError(f"{source}{line}: field '{k}' is {got(k)}; expected {exp}")
     for i, (line, row) in enumerate(rows):
         for key in f:  # a middle field may be empty (3 MultiRC answers are)
-            v = row.get(key)
-            text_ok = isinstance(v, str) and (v.strip() or key in f[1:-1])
+            text_ok = isinstance(v := row.get(key), str) and (v.strip() or key in f[1:-1])
             if not (text_ok or key == "text_pair" and v is None):
                 raise wrong(key, "a non-empty string")
         text, pair = " ".join(row[k] for k in f[:-1] or f), row.get(f[-1]) if len(f) > 1 else None
-        y = row.get("label")
+        y = row.get("label")  # an int class 0..C-1, a class name, a finite number (regression)
         if C == 1 and type(y) in (int, float) and math.isfinite(y):
             y = float(y)
         elif C > 1 and type(y) is str and y in names:
             y = names.index(y)
         elif not (C > 1 and type(y) is int and 0 <= y < C):
             raise wrong("label", classes or "a finite number (a regression task)")
-        group = f"{split}/{i}"
+        group = f"{split}/{i}"  # MultiRC: "split/paragraph-question", a question's answers together
         if name == "multirc":
             idx = row.get("idx")
             if not (isinstance(idx, dict) and {"paragraph", "question"} <= set(idx)):
@@ -196,8 +189,7 @@ def split_off(ds, n, seed=SPLIT_SEED):
     by_group, part = {}, []
     for i, g in enumerate(ds["group"]):
         by_group.setdefault(g, []).append(i)
-    groups = list(by_group)
-    random.Random(seed).shuffle(groups)
+    random.Random(seed).shuffle(groups := list(by_group))
     for g in groups:
         part += by_group[g] if len(part) < n else []
     return ds.select(sorted(set(range(len(ds))) - set(part))), ds.select(sorted(part))
@@ -205,13 +197,11 @@ def split_off(ds, n, seed=SPLIT_SEED):
 
 def split_task(raw, info, protocol="honest", carve=False, where="", seed=SPLIT_SEED):
     """raw: {split: examples} -> train, dev (selects), report, note (SPEC "Honest model selection").
-    honest: a separate validation split selects; else under 10,000 training rows the reporting
-    split is halved, above, 1,000 training rows are held out. paper: one split does both (A.3)."""
-    split = info["report"]
-    report, train, note = raw.get(split), raw.get("train"), ""
+    paper: one split selects and reports (A.3); honest: a validation split, else rows held out:"""
+    report, train, note = raw.get(split := info["report"]), raw.get("train"), ""
     if report is None:
-        expected = f"({split}.jsonl expected in its folder)"
-        raise DataError(f"{where}: no {split} split, which this task reports on {expected}")
+        raise DataError(f"{where}: no {split} split, which this task reports on ({split}.jsonl "
+                        "expected in its folder)")  # fmt: skip
     if train is None and not carve:
         no_train = "no train split (train.jsonl expected in its folder)"
         carve_it = f"--carve to carve train/dev/report from its {split} split with a fixed seed"
@@ -219,28 +209,22 @@ def split_task(raw, info, protocol="honest", carve=False, where="", seed=SPLIT_S
     if train is None:
         report, train = split_off(report, int(0.6 * len(report)), seed)
         note = f"† train carved from {split} (60%), dev/report from the rest"
-    if protocol == "paper":
-        return train, report, report, note
-    if "validation" in raw and split != "validation" and not note:
-        return train, raw["validation"], report, note
-    if len(train) >= 10_000:
-        train, dev = split_off(train, 1000, seed)
-    else:
-        report, dev = split_off(report, len(report) // 2, seed)
-    return train, dev, report, note
+    if protocol == "paper" or "validation" in raw and split != "validation" and not note:
+        return train, report if protocol == "paper" else raw["validation"], report, note
+    if len(train) >= 10_000:  # 1,000 training rows held out; fewer: the reporting split halved
+        return (*split_off(train, 1000, seed), report, note)
+    return (train, *split_off(report, len(report) // 2, seed)[::-1], note)  # dev, then report
 
 
-def load_task(
-    name, data_dir=None, protocol="honest", carve=False, max_train=None, max_eval=None, demo_seed=0
-):
-    """One task: its info and train / dev / report examples (checked, not tokenised). A task is a
-    pair task if any of its rows has a second text; then rows without one get ""."""
+def load_task(name, data_dir=None, protocol="honest", carve=False, max_train=None, max_eval=None,
+              demo_seed=0):  # fmt: skip
+    """One task: its info and train / dev / report examples (checked, not tokenised)."""
     splits = ("train", "validation", "validation_matched", "test")
     raw = {s: r for s in splits if (r := read_split(name, s, data_dir, demo_seed)) is not None}
     info = task_info(name, data_dir, raw.get("train", (None, []))[1])
     ex = {s: examples(source, rows, info, s, name) for s, (source, rows) in raw.items()}
     pair = any(e["text_pair"] is not None for rows in ex.values() for e in rows)
-    fill = lambda e: dict(e, text_pair=e["text_pair"] or "") if pair else e
+    fill = lambda e: dict(e, text_pair=e["text_pair"] or "") if pair else e  # pair task: "" if none
     ex = {s: datasets.Dataset.from_list([fill(e) for e in rows]) for s, rows in ex.items()}
     where = os.path.join(data_dir or "", name)
     train, dev, report, note = split_task(ex, info, protocol, carve, where)
@@ -252,12 +236,30 @@ def load_task(
 
 def tokenize(ds, tokenizer, max_len):
     """Text (pairs as tokenizer pairs) -> input_ids (+ token_type_ids) and length, at most max_len
-    tokens, room left for the prompt: min(task max tokens, positions - l), paper 3.1, A.3."""
-    pair = any(p is not None for p in ds["text_pair"])
-    cut = dict(truncation=True, max_length=max_len)
-    enc = lambda b: tokenizer(b["text"], b["text_pair"] if pair else None, **cut)
+    tokens, room left for the prompt: min(task max tokens, positions - l), paper 3.1, A.3. Kept in
+    $AMP_CACHE (else ~/.cache/amp)/tokens/<sha256 of tokenizer less call state, max_len, rows>."""
+    rules = json.loads(tokenizer.backend_tokenizer.to_str()) if tokenizer.is_fast else {}
+    about = [{**rules, "truncation": 0, "padding": 0}, sorted(tokenizer.get_vocab().items())]
+    about += [getattr(tokenizer, a) for a in ("model_max_length", "truncation_side", "__class__")]
+    rows = [tokenizer.model_input_names, version("transformers"), str(ds.features), max_len]
+    h = hashlib.sha256(json.dumps([about, rows, ds.with_format(None)[:]], default=repr).encode())
+    entry = Path(os.environ.get("AMP_CACHE") or Path.home() / ".cache/amp", "tokens", h.hexdigest())
+    sums = lambda d: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in d.iterdir()}
+    with contextlib.suppress(Exception):  # none yet, or damaged (ok.json: its data files' sha256)
+        if json.loads((entry / "ok.json").read_text()) == sums(entry / "data"):
+            return datasets.load_from_disk(entry / "data", keep_in_memory=True)
+    cols = ("text", "text_pair") if any(p is not None for p in ds["text_pair"]) else ("text",)
+    enc = lambda b: tokenizer(*(b[c] for c in cols), truncation=True, max_length=max_len)
     with_length = lambda out: dict(out, length=[len(x) for x in out["input_ids"]])
-    return ds.map(lambda b: with_length(enc(b)), batched=True, remove_columns=["text", "text_pair"])
+    out = ds.map(lambda b: with_length(enc(b)), batched=True, remove_columns=["text", "text_pair"])
+    with contextlib.suppress(OSError):  # written beside the entry, then moved in (read-only: not)
+        (tmp := entry.with_suffix(f".{os.getpid()}")).mkdir(parents=True)
+        out.save_to_disk(tmp / "data")
+        (tmp / "ok.json").write_text(json.dumps(sums(tmp / "data")))
+        shutil.rmtree(entry, ignore_errors=True)  # a damaged one
+        os.replace(tmp, entry)
+    shutil.rmtree(tmp, ignore_errors=True)  # left only if not moved in
+    return out
 
 
 def collate(rows, pad_id):
@@ -273,10 +275,9 @@ def collate(rows, pad_id):
 
 def task_batches(lengths, batch_size, seed, epoch):
     """One task's epoch: lists of row indices, every row once, a pure function of the arguments (a
-    resumed run regenerates it). lengths: the rows' token counts (shuffle, sort each run of 50
-    batches by length, cut, shuffle the batches: little padding), or a row count (plain shuffle)."""
+    resumed run regenerates it). lengths: the rows' token counts, or a row count (plain shuffle)."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    grouped = not isinstance(lengths, int)
+    grouped = not isinstance(lengths, int)  # runs of 50 batches sorted by length: little padding
     order = torch.randperm(len(lengths) if grouped else lengths, generator=g).tolist()
     if grouped:
         runs = [order[s : s + 50 * batch_size] for s in range(0, len(order), 50 * batch_size)]
@@ -287,14 +288,13 @@ def task_batches(lengths, batch_size, seed, epoch):
 
 
 def epoch_batches(sizes, batch_size, seed, epoch, K=K_CAP):
-    """Batches of (task, row) for one epoch, a pure function of the arguments. One task: a full
-    shuffled pass. Several: examples-proportional mixing (paper 4.2), r_t = min(N_t, K) / Σ_t'
-    min(N_t', K): Σ_t min(N_t, K) draws, each of task t with probability r_t, then its next row."""
+    """Batches of (task, row) for one epoch, a pure function of the arguments. One task: a shuffled
+    pass; several: examples-proportional mixing (4.2), r_t = min(N_t, K) / Σ_t' min(N_t', K)."""
     if len(sizes) == 1:
         return [[(0, i) for i in b] for b in task_batches(sizes[0], batch_size, seed, epoch)]
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     caps = torch.tensor([float(min(n, K)) for n in sizes])  # (n_tasks,)
-    draws = torch.multinomial(caps, int(caps.sum()), replacement=True, generator=g).tolist()
+    draws = torch.multinomial(caps, int(caps.sum()), replacement=True, generator=g).tolist()  # r_t
     cycles = [itertools.cycle(torch.randperm(n, generator=g).tolist()) for n in sizes]
     pairs = [(t, next(cycles[t])) for t in draws]  # task t's next row
     return [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]

@@ -11,6 +11,7 @@ milliseconds per example), Figure 2 (AMP minus AMP-maxpool) when both are presen
 attention heatmap. Writes into each run folder:
   eval.json     {"scores": {method: {task: {metric: value}}}, "ms_per_example", "input_tokens", ...}
   attention.png the attention matrix as a labelled heatmap (rows: target tasks, columns: sources)
+  eval_cache.json  each method's scores and time, kept while what they depend on (method_key) stays
 On the demo suite it also counts how many tasks put their largest off-diagonal attention on a task
 of their own family, against what picking a source at random would give and what the mean source
 prompts give with no training (their dot product, the order ψ's identity start begins from, and
@@ -20,22 +21,27 @@ Run (after train.py --stage source and --stage target):
   python eval.py --out runs/amp
   python eval.py --out runs/s0 runs/s1 runs/s2 --json table.json    # seeds: mean ± std, as JSON
   python eval.py --out runs/s0 runs/s1 --methods prompt,amp           # only these columns (faster)
+  python eval.py --out runs/amp --rescore                             # ignore eval_cache.json
 """
 
 import argparse
+import datetime
+import hashlib
+import json
 import os
 import sys
 import time
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
 from amp import ModelError, PromptModel, load_encoder
 from baselines import AttemptAttention, TokenBank, params_per_method, scaled_sizes, tpt_prompt
 from data import DataError, load_task, tokenize
 from demo import DEMO
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
-from runfiles import load_tensors, read_json, write_json
+from runfiles import checksum, load_tensors, read_json, write_json
 
 ap = argparse.ArgumentParser(description="Score every method of a run on each reporting split.")
 ap.add_argument(
@@ -49,6 +55,7 @@ ap.add_argument(
     help="comma list of methods to evaluate, e.g. prompt,spot-m,amp (default: every method the "
     "run holds; the run's eval.json is then left as it was)",
 )
+ap.add_argument("--rescore", action="store_true", help="score every method again (no cache)")
 
 
 def family_rate(tasks, A):
@@ -164,32 +171,55 @@ def run_methods(out, only=None):
     return run, methods
 
 
-def evaluate_run(out, batch_size, device, only=None):
-    """Every method present in run folder `out`, each on the same reporting rows and the same input
-    tokens -> {"scores": {method: {task: {metric: value}}}, "ms_per_example": {method: ...},
-    "notes", "tasks", "metric", ...}."""
-    run, methods = run_methods(out, only)
-    tasks, cap = run["tasks"], (run["prompt_len"], run.get("max_tokens"))
-    encoder, tokenizer = load_encoder(run["model"])
-    frozen = {k: v.clone() for k, v in encoder.state_dict().items()}  # fine-tuning swaps weights in
-    flags = [run[k] for k in ("data_dir", "protocol", "carve", "max_train", "max_eval")]
-    loaded = [load_task(t, *flags) for t in tasks]
-    model = PromptModel(encoder, [x["info"]["num_labels"] for x in loaded]).to(device)
-    expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
-    P_sources = [
-        load_tensors(task_file(out, "prompt", t), dict(expect, task=t))[0]["P"] for t in tasks
-    ]
-    P_sources = torch.stack(P_sources).to(device)  # (n, l, d)
-    scores, seconds, rows, notes = {m: {} for m in methods}, {m: 0.0 for m in methods}, 0, {}
-    for t, x in enumerate(loaded):
-        name, info = x["name"], x["info"]
-        if not x["measurable"]:
-            notes[name] = f"not measurable: {len(x['report'])} reporting rows"
-            continue
-        notes[name] = x["note"]
-        data = tokenize(x["report"], tokenizer, input_tokens(info, encoder, tokenizer, *cap))
-        rows += len(data)
-        for m in methods:  # the same tokens for every method
+CACHE = "eval_cache.json"  # {"methods": {method: {"key", "scores", "ms_per_example", "measured"}}}
+digest = lambda obj: hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def file_sha(path):
+    """The sha256 save_tensors put in a tensor file's metadata (its header alone is read)."""
+    try:
+        with safe_open(path, "pt") as f:
+            return json.loads(f.metadata()["sha256"])
+    except Exception:  # no header or no checksum: read it whole (load_tensors says what is wrong)
+        return checksum(load_tensors(path, {})[0])
+
+
+def method_key(out, method, tasks, settings):
+    """sha256 of what a method's scores depend on: the tensor files it reads (its per-task files;
+    ATTEMPT: also its attention and the source prompts) and the settings (rows, batch, device)."""
+    files = [task_file(out, method, t) for t in tasks]
+    if method == "attempt":
+        files += [os.path.join(out, "attempt", "attention.safetensors")]
+        files += [task_file(out, "prompt", t) for t in tasks]
+    shas = {os.path.relpath(f, out): file_sha(f) for f in files}
+    return digest([shas, settings])
+
+
+def read_cache(out):
+    """{method: entry} of the run's eval_cache.json; a damaged one is ignored (and written anew)."""
+    path = os.path.join(out, CACHE)
+    try:
+        methods = read_json(path, need=["methods"])["methods"] if os.path.exists(path) else {}
+    except (ModelError, OSError, ValueError, RecursionError):
+        methods = None
+    if not isinstance(methods, dict):
+        print(f"{path} is damaged: it is ignored and written anew")
+    return methods if isinstance(methods, dict) else {}
+
+
+def usable(entry, key):
+    """Whether a cached entry is for this key and is what was written (its own sha256)."""
+    ours = isinstance(entry, dict) and entry.get("key") == key
+    return ours and entry.get("sha256") == digest({k: v for k, v in entry.items() if k != "sha256"})
+
+
+def score_methods(out, keys, reports, model, P_sources, batch_size, device, expect):
+    """Each method of keys {method: its key} on each measurable task's rows -> {method: {"scores":
+    {task: {metric: value}}, "ms_per_example", "measured": today, "key", "sha256": of the rest}}."""
+    frozen = {k: v.clone() for k, v in model.encoder.state_dict().items()}  # fine-tuning swaps them
+    scores, seconds = {m: {} for m in keys}, dict.fromkeys(keys, 0.0)
+    for name, (t, info, data) in reports.items():
+        for m in keys:  # the same tokens for every method
             prompt = method_prompt(out, m, name, t, model, P_sources, device, expect)
             t0 = time.perf_counter()
             scores[m][name] = evaluate(
@@ -198,13 +228,51 @@ def evaluate_run(out, batch_size, device, only=None):
             seconds[m] += time.perf_counter() - t0
             if m == "finetune":
                 model.encoder.load_state_dict(frozen)
+    rows, today = sum(len(d) for _, _, d in reports.values()), datetime.date.today().isoformat()
     ms = {m: 1000 * s / max(rows, 1) for m, s in seconds.items()}
+    entry = lambda m: dict(scores=scores[m], ms_per_example=ms[m], measured=today, key=keys[m])
+    return {m: dict(entry(m), sha256=digest(entry(m))) for m in keys}
+
+
+def evaluate_run(out, batch_size, device, only=None, rescore=False):
+    """Every method present in run folder `out`, each on the same reporting rows and the same input
+    tokens -> {"scores": {method: {task: {metric: value}}}, "ms_per_example": {method: ...},
+    "measured", "notes", "tasks", "metric", ...}. A method whose key (method_key) is that of its
+    entry in OUT/eval_cache.json is taken from there, unless rescore; the others are scored."""
+    run, methods = run_methods(out, only)
+    tasks, cap = run["tasks"], (run["prompt_len"], run.get("max_tokens"))
+    encoder, tokenizer = load_encoder(run["model"])
+    flags = [run[k] for k in ("data_dir", "protocol", "carve", "max_train", "max_eval")]
+    loaded = [load_task(t, *flags) for t in tasks]
+    model = PromptModel(encoder, [x["info"]["num_labels"] for x in loaded]).to(device)
+    expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
+    src = [load_tensors(task_file(out, "prompt", t), dict(expect, task=t))[0]["P"] for t in tasks]
+    P_sources = torch.stack(src).to(device)  # (n, l, d)
+    tokens = {x["name"]: input_tokens(x["info"], encoder, tokenizer, *cap) for x in loaded}
+    unmeasured = lambda x: f"not measurable: {len(x['report'])} reporting rows"
+    notes = {x["name"]: x["note"] if x["measurable"] else unmeasured(x) for x in loaded}
+    reports = {  # measurable task -> (its index, info, its tokenised reporting rows)
+        x["name"]: (t, x["info"], tokenize(x["report"], tokenizer, tokens[x["name"]]))
+        for t, x in enumerate(loaded)
+        if x["measurable"]
+    }
+    # each row's input ids, token types, label and group: d[:] holds every column of the rows
+    rows = [[n, tokens[n], i["metrics"], i["num_labels"], d[:]] for n, (_, i, d) in reports.items()]
+    settings = dict(rows=digest(rows), batch=batch_size, device=torch.device(device).type)
+    settings.update(model=run["model"])  # what every method's scores depend on, besides its files
+    cache, keys = read_cache(out), {m: method_key(out, m, tasks, settings) for m in methods}
+    fresh = {m: keys[m] for m in methods if rescore or not usable(cache.get(m), keys[m])}
+    cache.update(score_methods(out, fresh, reports, model, P_sources, batch_size, device, expect))
+    write_json(os.path.join(out, CACHE), dict(methods=cache))
+    kept = ", ".join(m for m in methods if m not in fresh) or "none"
+    print(f"{out}: from {CACHE}: {kept}; scored now: {', '.join(fresh) or 'none'}")
+    pick = lambda k: {m: cache[m][k] for m in methods}
     metric = {x["name"]: x["info"]["metrics"][0] for x in loaded}
     weights = sum(p.numel() for p in encoder.parameters())
     size = dict(l=run["prompt_len"], d=model.d, num_labels=model.num_labels, encoder=weights)
-    tokens = {x["name"]: input_tokens(x["info"], encoder, tokenizer, *cap) for x in loaded}
-    result = dict(scores=scores, ms_per_example=ms, notes=notes, tasks=tasks, metric=metric)
-    result.update(size=size, protocol=run["protocol"], input_tokens=tokens)
+    result = dict(scores=pick("scores"), ms_per_example=pick("ms_per_example"), notes=notes)
+    result.update(tasks=tasks, metric=metric, size=size, protocol=run["protocol"])
+    result.update(input_tokens=tokens, measured=pick("measured"))
     if only is None:
         write_json(os.path.join(out, "eval.json"), result)
     return result, model, P_sources
@@ -241,19 +309,20 @@ def print_tables(results, runs):
     print(
         f"\nTable 2: trainable parameters (l = {l}, d = {d}, {len(tasks)} tasks; per task: its own "
         "plus its share of the shared ones), stored bytes per task, inference time per reporting "
-        "example (measured here)"
+        "example (measured on the date shown, kept in each run's eval_cache.json)"
     )
     print(
         f"{'method':14s} {'per task':>12s} {'all tasks':>13s} {'with heads':>13s} "
-        f"{'bytes/task':>11s} {'ms/example':>11s}"
+        f"{'bytes/task':>11s} {'ms/example':>11s} {'measured':>10s}"
     )
     for m in methods:
         c = counts[m]
         own = c["per_task"] + c["shared"] / len(tasks)
         stored = np.mean([os.path.getsize(task_file(runs[0], m, t)) for t in tasks])
         ms = np.mean([r["ms_per_example"][m] for r in results])
+        days = sorted({r["measured"][m] for r in results})  # when each run measured it
         row = f"{own:>12,.0f} {c['total']:>13,} {c['total_with_heads']:>13,} {stored:>11,.0f}"
-        print(f"{names[m]:14s} {row} {ms:>11.2f}")
+        print(f"{names[m]:14s} {row} {ms:>11.2f} {'..'.join(days[:1] + days[1:][-1:]):>10s}")
     if "amp" in methods and "amp-maxpool" in methods:
         print("\nFigure 2: AMP (DAM, mean pooling) minus AMP-maxpool, per task" + seeds)
         for t in measured:
@@ -304,7 +373,7 @@ def main(argv=None):
         known = ",".join(m for m, _ in METHODS)
         raise DataError(f"--methods {','.join(unknown)}: unknown; choose from {known}")
     for out in args.out:
-        r, _, P_out = evaluate_run(out, args.batch_size, device, only)
+        r, _, P_out = evaluate_run(out, args.batch_size, device, only, args.rescore)
         results.append(r)
         P = P if P is not None else P_out
     tasks = {tuple(r["tasks"]) for r in results}

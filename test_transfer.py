@@ -6,8 +6,10 @@ a target asked for later joins the sub-runs).
   python -m pytest -q test_transfer.py
 """
 
+import glob
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -115,3 +117,50 @@ def test_a_target_outside_the_run_is_one_line(tmp_path, capsys):
         transfer.main(["--out", str(out), "--targets", "para_people"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--targets para_people not in the run's tasks" in err
+
+
+def test_jobs_2_trains_the_same_prompts_as_jobs_1_and_a_stopped_worker_is_one_line(
+    tmp_path, monkeypatch, capfd
+):
+    """Two copies of a run: in one, the sub-runs are trained one after another in this process; in
+    the other, in two spawned workers (one thread each, as here), where a source prompt cut short
+    stops a worker's sub-run: the command ends with transfer.py's one line, and the same command,
+    the file mended, resumes the sub-runs and writes bit-identical tensors."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the workers inherit it
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # here, and 1 // 2 floored at 1 in each worker
+    try:
+        tiny, run = make_tiny_encoder(tmp_path / "tiny"), tmp_path / "run"
+        flags = ["--max-train", "32", "--max-eval", "30", "--prompt-len", "4", "--max-steps", "2"]
+        tasks = ["--tasks", ",".join(TASKS), "--epochs", "1", "--out", str(run)]
+        train.main(["--stage", "source", "--model", tiny, *tasks, *flags])  # measure needs no more
+        for name in ("one", "two"):
+            shutil.copytree(run, tmp_path / name)
+        in_workers_and_here(tmp_path, capfd)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def in_workers_and_here(tmp_path, capfd):
+    targets = ["senti_food", "colours"]  # three sub-runs, four transferred prompts
+    transfer.measure(str(tmp_path / "one"), targets, 3, jobs=1)
+    good = (tmp_path / "run" / "source" / "colours.safetensors").read_bytes()
+    (tmp_path / "two" / "source" / "colours.safetensors").write_bytes(good[:100])  # cut short
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as e:
+        transfer.measure(str(tmp_path / "two"), targets, 3, jobs=2)
+    out, err = capfd.readouterr()
+    said = [x for x in err.splitlines() if "error" in x]
+    assert e.value.code == 2 and len(said) == 1 and "Traceback" not in out + err
+    assert said[0].startswith("transfer.py: error: transfer from ") and "damaged" in said[0]
+    copies = tmp_path / "two" / "**" / "source" / "colours.safetensors"
+    for f in glob.glob(str(copies), recursive=True):
+        open(f, "wb").write(good)  # mended, wherever it was copied to
+    transfer.measure(str(tmp_path / "two"), targets, 3, jobs=2)  # each sub-run goes on
+
+    def sha(name):  # each transferred prompt's checksum, kept in its metadata
+        found = glob.glob(str(tmp_path / name / "transfer/*/spot-m/target/*.safetensors"))
+        meta = {os.path.relpath(f, tmp_path / name): runfiles.load_tensors(f, {})[1] for f in found}
+        return {f: m["sha256"] for f, m in meta.items()}
+
+    assert len(sha("one")) == 4 and sha("two") == sha("one")

@@ -19,7 +19,8 @@ top-ranked source is the best measured one):
   python transfer.py --out runs/lr0 --targets senti_food_32,para_people_32,entail_trips_32
   python transfer.py --out runs/lr0 runs/lr1 runs/lr2 --targets ... --json results/transfer.json
 Writes OUT/transfer.json and OUT/transfer.png (M beside AMP's attention rows). Several run folders
-(seeds) are summed up together. Tiny CPU example (a minute):
+(seeds) are summed up together. --jobs N trains the sub-runs in N processes at once, with the
+same results. Tiny CPU example (a minute):
   python train.py --stage source --tasks senti_movies,senti_food,colours --max-steps 5 \
       --out runs/tiny3
   python train.py --stage target --max-steps 5 --out runs/tiny3
@@ -27,9 +28,13 @@ Writes OUT/transfer.json and OUT/transfer.png (M beside AMP's attention rows). S
 """
 
 import argparse
+import contextlib
+import io
 import os
 import shutil
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 
 import numpy as np
 import torch
@@ -50,49 +55,97 @@ ap.add_argument(
 )
 ap.add_argument("--json", help="also write each run's matrices, rankings and the summary here")
 ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+ap.add_argument("--jobs", type=int, default=1, help="train the sub-runs in N processes at once")
 
 # the flags of stage source that each transfer run takes (prompt tuning's own)
 SAME = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_decay", "patience"]
 TASK_FLAGS = ("data_dir", "protocol", "carve", "max_train", "max_eval")  # load_task's, from a run
 
 
-def fail(msg):
+def fail(msg, code=2):
     print(f"transfer.py: error: {msg}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
 
 
-def measure(out, targets, max_steps):
+def measure(out, targets, max_steps, jobs=1):
     """Train T from each other task's source prompt (SPoT-m on T alone), one sub-run per source S in
     OUT/transfer/S/ (a copy of the run's config and source prompts) with stage source's flags SAME;
-    a finished target is kept, not redone, and a target asked for later joins the sub-runs."""
+    a finished target is kept, not redone, and a target asked for later joins the sub-runs. Each is
+    made ready here (prepare), then trained here or, with jobs > 1, in a worker process."""
     cfg = read_json(os.path.join(out, "config.json"), need=["run", "source"])
-    for S in cfg["run"]["tasks"]:
-        ts = [t for t in targets if t != S]
-        sub = os.path.join(out, "transfer", S)
-        done = lambda t: os.path.exists(os.path.join(sub, "spot-m", "target", f"{t}.safetensors"))
-        if not ts or all(done(t) for t in ts):
-            continue
-        resume = os.path.exists(os.path.join(sub, "config.json"))
-        if resume:
-            sub_cfg = read_json(os.path.join(sub, "config.json"), need=["run"])
-        else:
-            sub_cfg = dict(run=dict(cfg["run"], tasks=[]), source=cfg["source"])
-        new = [t for t in ts if t not in sub_cfg["run"]["tasks"]]
-        if new:  # a run of the targets alone, with the run's flags and source prompts
-            src, dst = os.path.join(out, "source"), os.path.join(sub, "source")
-            os.makedirs(dst, exist_ok=True)
-            for t in new + [S]:
-                for ext in (".safetensors", ".json"):
-                    shutil.copy(os.path.join(src, t + ext), os.path.join(dst, t + ext))
-            sub_cfg["run"]["tasks"] += new
-            write_json(os.path.join(sub, "config.json"), sub_cfg)
-        print(f"transfer: {', '.join(ts)} from {S}'s source prompt")
-        flags = dict(cfg["source"], max_steps=max_steps or cfg["source"].get("max_steps"))
-        given = [k for k in SAME if flags.get(k) is not None]
-        same = [x for k in given for x in ("--" + k.replace("_", "-"), str(flags[k]))]
-        again = ["--resume"] if resume else []
-        spot = ["--stage", "target", "--method", "spot-m", "--spot-source", S, "--out", sub]
-        train.main([*spot, *again, *same])
+    ready = ((S, prepare(out, cfg, S, targets, max_steps)) for S in cfg["run"]["tasks"])
+    if jobs > 1:  # all made ready, then trained in the workers
+        return dispatch([(S, argv) for S, argv in ready if argv], jobs)
+    for S, argv in ready:  # one after another, each made ready as its turn comes
+        if argv:
+            train.main(argv)
+
+
+def prepare(out, cfg, S, targets, max_steps):
+    """Sub-run S's folder made ready (its config.json and the source prompts it needs) -> the
+    train.py arguments that train it (--resume if it had begun), or None if it has nothing to do."""
+    ts = [t for t in targets if t != S]
+    sub = os.path.join(out, "transfer", S)
+    done = lambda t: os.path.exists(os.path.join(sub, "spot-m", "target", f"{t}.safetensors"))
+    if not ts or all(done(t) for t in ts):
+        return None
+    mine = os.path.join(sub, "config.json")
+    resume = os.path.exists(mine)  # begun: it goes on from its checkpoint
+    fresh = lambda: dict(run=dict(cfg["run"], tasks=[]), source=cfg["source"])
+    sub_cfg = read_json(mine, need=["run"]) if resume else fresh()
+    new = [t for t in ts if t not in sub_cfg["run"]["tasks"]]
+    if new:  # a run of the targets alone, with the run's flags and source prompts
+        src, dst = os.path.join(out, "source"), os.path.join(sub, "source")
+        os.makedirs(dst, exist_ok=True)
+        for t in new + [S]:
+            for ext in (".safetensors", ".json"):
+                shutil.copy(os.path.join(src, t + ext), os.path.join(dst, t + ext))
+        sub_cfg["run"]["tasks"] += new
+        write_json(mine, sub_cfg)
+    print(f"transfer: {', '.join(ts)} from {S}'s source prompt")
+    flags = dict(cfg["source"], max_steps=max_steps or cfg["source"].get("max_steps"))
+    given = [k for k in SAME if flags.get(k) is not None]
+    same = [x for k in given for x in ("--" + k.replace("_", "-"), str(flags[k]))]
+    spot = ["--stage", "target", "--method", "spot-m", "--spot-source", S, "--out", sub]
+    return [*spot, *(["--resume"] if resume else []), *same]
+
+
+def run_sub(argv):
+    """train.main(argv) in a worker -> None, or (exit code, train.py's one line) if it stopped; its
+    stderr, less the progress bars (lines that \\r rewrites), passes on."""
+    err, code = io.StringIO(), 0
+    try:
+        with contextlib.redirect_stderr(err):
+            train.main(argv)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    lines = [y for x in err.getvalue().split("\n") if (y := x.split("\r")[-1].strip())]
+    if code:
+        return code, (lines or [f"train.py exited with {code}"])[-1]
+    sys.stderr.write("".join(x + "\n" for x in lines))
+
+
+def dispatch(subs, jobs):
+    """Train the sub-runs [(S, train.py arguments)] in `jobs` spawned processes, each starting with
+    its share of this process's threads; each sub-run has its own random stream and folder, so the
+    files are those of --jobs 1. The first to stop ends the command with its line once the running
+    ones are done; the ones not begun wait for a rerun, which resumes every unfinished sub-run."""
+    threads, stopped = max(1, torch.get_num_threads() // jobs), None
+    pool = ProcessPoolExecutor(jobs, get_context("spawn"), torch.set_num_threads, (threads,))
+    try:
+        running = {pool.submit(run_sub, argv): S for S, argv in subs}
+        for f in as_completed(running):
+            try:
+                res = None if f.cancelled() else f.result()
+            except Exception as e:  # a bug, or a worker killed (out of memory, a signal)
+                res = 1, f"{type(e).__name__}: {e}"
+            if res and not stopped:
+                stopped = running[f], res
+                pool.shutdown(wait=False, cancel_futures=True)
+    finally:  # on an interrupt too: the sub-runs not begun are not begun
+        pool.shutdown(cancel_futures=True)
+    if stopped:
+        fail(f"transfer from {stopped[0]}: {stopped[1][1]}", stopped[1][0])
 
 
 def ranks(x):
@@ -326,12 +379,14 @@ def main(argv=None):
         parse_tasks(args.targets, cfg["run"]["data_dir"])
         results = {}
         for out in args.out:
-            measure(out, targets, args.max_steps)
+            measure(out, targets, args.max_steps, args.jobs)
             results[out] = study(out, targets, pick_device(args.device))
             write_json(os.path.join(out, "transfer.json"), results[out])
             draw(results[out], os.path.join(out, "transfer.png"))
     except (DataError, ModelError) as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted; the same command goes on where the sub-runs stopped", 130)
     print(
         "\nmeasured transfer: target score from each source's prompt minus prompt tuning's "
         f"({len(args.out)} run(s))"
