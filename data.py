@@ -253,7 +253,7 @@ def tokenize(ds, tokenizer, max_len):
     with_length = lambda out: dict(out, length=[len(x) for x in out["input_ids"]])
     out = ds.map(lambda b: with_length(enc(b)), batched=True, remove_columns=["text", "text_pair"])
     with contextlib.suppress(OSError):  # written beside the entry, then moved in (read-only: not)
-        (tmp := entry.with_suffix(f".{os.getpid()}")).mkdir(parents=True)
+        (tmp := entry.with_suffix(f".{os.urandom(8).hex()}")).mkdir(parents=True)
         out.save_to_disk(tmp / "data")
         (tmp / "ok.json").write_text(json.dumps(sums(tmp / "data")))
         shutil.rmtree(entry, ignore_errors=True)  # a damaged one

@@ -175,7 +175,7 @@ def test_eval_scores_every_method_on_the_same_tokens_of_the_reporting_rows(run_d
         return real(model, prompt, data, *rest, **kw)
 
     monkeypatch.setattr(evaluation, "evaluate", spy)
-    evaluation.main(["--out", run_dir])
+    evaluation.main(["--out", run_dir, "--rescore"])  # not the scores eval.py kept
     # prompt tuning and AMP, per task
     assert len(seen) == 4 and seen[0] == seen[1] and seen[2] == seen[3]
     report = load_task("colours", max_train=64, max_eval=32)

@@ -1,12 +1,15 @@
-"""Tests of data.tokenize's cache: a miss tokenises and writes an entry, a second call reads it
-without tokenising and returns the same data; a changed row, max_len or tokenizer misses; a damaged
-entry is rebuilt, never trusted; a cache folder that cannot be written is left out.
+"""Tests of data.tokenize's cache ($AMP_CACHE/tokens): a miss tokenises and writes an entry, a
+second call (in the same process or a fresh one) reads it without tokenising and returns what a
+fresh tokenisation returns; a changed row, max_len or tokenizer misses; a damaged entry is rebuilt,
+never trusted; a cache folder that cannot be written is left out, and tokenize still tokenises.
 
   python -m pytest -q test_cache.py
 """
 
 import copy
 import os
+import subprocess
+import sys
 
 import datasets
 import pytest
@@ -14,11 +17,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import data  # noqa: E402
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 ROWS = [
     dict(text="the soup was cold", text_pair=None, label=0, group="train/0"),
-    dict(
-        text="a warm and friendly place with very good bread", text_pair=None, label=1, group="t/1"
-    ),
+    dict(text="a warm, friendly place with good bread", text_pair=None, label=1, group="train/1"),
     dict(text="never again", text_pair=None, label=0, group="train/2"),
 ]
 PAIRS = [dict(r, text_pair=f"second text {i}") for i, r in enumerate(ROWS)]
@@ -36,24 +38,23 @@ def tok():
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """AMP_CACHE in a fresh folder; calls() counts tokenize's tokenisations (Dataset.map) since."""
+    """AMP_CACHE in a fresh folder; calls() counts tokenize's tokenisations (Dataset.map)."""
     monkeypatch.setenv("AMP_CACHE", str(tmp_path / "cache"))
     seen = []
     monkeypatch.setattr(datasets.Dataset, "map", lambda *a, **k: seen.append(1) or MAP(*a, **k))
-    return type("Cache", (), dict(root=tmp_path / "cache" / "tokens", calls=lambda: len(seen)))
+    root = tmp_path / "cache" / "tokens"
+    entries = lambda: sorted(p for p in root.iterdir()) if root.exists() else []
+    return type("Cache", (), dict(entries=entries, calls=lambda: len(seen)))
 
 
 def plain(ds, tok, max_len):
-    """tokenize as it is without a cache."""
-    pair, cut = (
-        any(p is not None for p in ds["text_pair"]),
-        dict(truncation=True, max_length=max_len),
-    )
+    """What tokenize returned before it had a cache."""
+    pair = any(p is not None for p in ds["text_pair"])
+    cut = dict(truncation=True, max_length=max_len)
     enc = lambda b: tok(b["text"], b["text_pair"] if pair else None, **cut)
     with_length = lambda out: dict(out, length=[len(x) for x in out["input_ids"]])
-    return MAP(
-        ds, lambda b: with_length(enc(b)), batched=True, remove_columns=["text", "text_pair"]
-    )
+    fn, drop = lambda b: with_length(enc(b)), ["text", "text_pair"]
+    return MAP(ds, fn, batched=True, remove_columns=drop)
 
 
 def same(a, b):
@@ -63,69 +64,98 @@ def same(a, b):
 
 @pytest.mark.parametrize("rows", [ROWS, PAIRS], ids=["single", "pair"])
 def test_a_miss_writes_an_entry_and_a_second_call_reads_it_without_tokenising(tok, cache, rows):
-    ds = datasets.Dataset.from_list(rows)
-    first = data.tokenize(ds, tok, 8)
-    assert cache.calls() == 1 and os.listdir(cache.root) == [data.cache_key(ds, tok, 8)]
-    assert "ok.json" in os.listdir(cache.root / data.cache_key(ds, tok, 8))
-    tok(
-        ["some other call"], truncation=True, max_length=5
-    )  # leaves its truncation on the tokenizer
+    first = data.tokenize(datasets.Dataset.from_list(rows), tok, 8)
+    [entry] = cache.entries()
+    assert cache.calls() == 1 and sorted(os.listdir(entry)) == ["data", "ok.json"]
+    tok(["an unrelated call"], truncation=True, max_length=5)  # leaves its truncation set
     again = data.tokenize(datasets.Dataset.from_list(rows), tok, 8)
-    assert cache.calls() == 1
-    assert same(again, first) and same(again, plain(ds, tok, 8))
+    assert cache.calls() == 1 and cache.entries() == [entry]
+    assert same(again, first) and same(again, plain(datasets.Dataset.from_list(rows), tok, 8))
     assert again.cache_files == []  # held in memory, as a fresh tokenisation is
+
+
+def test_a_fresh_process_reads_the_entry_another_process_wrote(tmp_path):
+    script = "\n".join([
+        "import datasets, data, amp",
+        "from transformers import AutoTokenizer",
+        "tok = AutoTokenizer.from_pretrained(amp.resolve_model(amp.DEFAULT_MODEL))",
+        "calls, real = [], datasets.Dataset.map",
+        "datasets.Dataset.map = lambda *a, **k: calls.append(1) or real(*a, **k)",
+        f"out = data.tokenize(datasets.Dataset.from_list({PAIRS!r}), tok, 8)",
+        "print(len(calls), out.to_dict())",
+    ])  # fmt: skip
+    env = dict(os.environ, AMP_CACHE=str(tmp_path), HF_HUB_OFFLINE="1")
+    run = lambda: subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()[-1]
+    first, second = run(), run()
+    assert first.startswith("1 ") and second == "0 " + first[2:]
 
 
 def test_a_changed_row_misses(tok, cache):
     data.tokenize(datasets.Dataset.from_list(ROWS), tok, 8)
     changed = datasets.Dataset.from_list([ROWS[0], dict(ROWS[1], label=0), ROWS[2]])
     assert same(data.tokenize(changed, tok, 8), plain(changed, tok, 8))
-    assert cache.calls() == 2 and len(os.listdir(cache.root)) == 2
+    assert cache.calls() == 2 and len(cache.entries()) == 2
 
 
 def test_a_changed_max_len_misses(tok, cache):
     ds = datasets.Dataset.from_list(ROWS)
     data.tokenize(ds, tok, 8)
     assert same(data.tokenize(ds, tok, 6), plain(ds, tok, 6))
-    assert cache.calls() == 2 and len(os.listdir(cache.root)) == 2
+    assert cache.calls() == 2 and len(cache.entries()) == 2
 
 
-@pytest.mark.parametrize("change", ["model_max_length", "added_token"])
+@pytest.mark.parametrize("change", ["model_max_length", "added_token", "slow_tokenizer"])
 def test_a_different_tokenizer_misses(tok, cache, change):
-    ds = datasets.Dataset.from_list(ROWS)
+    ds = datasets.Dataset.from_list(PAIRS)
     data.tokenize(ds, tok, 8)
     other = copy.deepcopy(tok)
     if change == "model_max_length":
         other.model_max_length = 256
-    else:
+    elif change == "added_token":
         other.add_tokens(["soupcold"])
+    else:
+        from transformers import BertTokenizerLegacy
+
+        other = BertTokenizerLegacy.from_pretrained(tok.name_or_path)
     assert same(data.tokenize(ds, other, 8), plain(ds, other, 8))
-    assert cache.calls() == 2 and len(os.listdir(cache.root)) == 2
+    assert cache.calls() == 2 and len(cache.entries()) == 2
+    assert same(data.tokenize(ds, other, 8), plain(ds, other, 8)) and cache.calls() == 2  # a hit
 
 
-def damage(entry, how, soup):
-    arrow = [f for f in entry.iterdir() if f.suffix == ".arrow"][0]
+def damage(files, how, soup):
+    """Damages an entry's data files; "changed" still loads, one token id changed."""
+    arrow = [f for f in files.iterdir() if f.suffix == ".arrow"][0]
+    body = arrow.read_bytes()
     if how == "truncated":
-        arrow.write_bytes(arrow.read_bytes()[:-100])
-    elif how == "changed":  # still loads, with one token id changed: only the checksum tells
-        body = arrow.read_bytes()
+        arrow.write_bytes(body[: len(body) // 2])
+    elif how == "changed":
         i = body.index(soup.to_bytes(4, "little"))
         arrow.write_bytes(body[:i] + (soup + 1).to_bytes(4, "little") + body[i + 4 :])
     elif how == "missing":
         arrow.unlink()
     elif how == "extra":
-        (entry / "cache-0.arrow").write_bytes(b"0")
+        (files / "cache-0.arrow").write_bytes(body)
     else:
-        (entry / "ok.json").write_text("{")
+        (files.parent / "ok.json").write_text("{")
 
 
 @pytest.mark.parametrize("how", ["truncated", "changed", "missing", "extra", "bad_ok_json"])
 def test_a_damaged_entry_is_rebuilt_and_equals_a_fresh_tokenisation(tok, cache, how):
     ds = datasets.Dataset.from_list(ROWS)
     data.tokenize(ds, tok, 8)
-    damage(cache.root / data.cache_key(ds, tok, 8), how, tok.convert_tokens_to_ids("soup"))
+    [entry] = cache.entries()
+    damage(entry / "data", how, tok.convert_tokens_to_ids("soup"))
+    if how == "changed":  # loadable, and wrong: only the checksum tells
+        assert not same(datasets.load_from_disk(entry / "data"), plain(ds, tok, 8))
     assert same(data.tokenize(ds, tok, 8), plain(ds, tok, 8))
-    assert cache.calls() == 2  # rebuilt
+    assert cache.calls() == 2 and cache.entries() == [entry]  # rebuilt in place
     assert same(data.tokenize(ds, tok, 8), plain(ds, tok, 8)) and cache.calls() == 2  # then a hit
 
 
@@ -139,3 +169,4 @@ def test_an_unwritable_cache_folder_still_tokenises(tok, cache, tmp_path, monkey
     ds = datasets.Dataset.from_list(PAIRS)
     assert same(data.tokenize(ds, tok, 8), plain(ds, tok, 8))
     assert same(data.tokenize(ds, tok, 8), plain(ds, tok, 8)) and cache.calls() == 2
+    assert os.listdir(tmp_path / "read_only") == []  # nothing left behind

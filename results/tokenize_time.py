@@ -1,0 +1,53 @@
+"""results/tokenize_time.py: what data.tokenize's cache saves on imdb's training rows (19,000
+after the honest split; the all-MiniLM-L6-v2 tokenizer; max_len 236). Two fresh processes share an
+empty $AMP_CACHE (a temporary folder): the first tokenises and writes the entry (cold), the second
+reads it (warm). Each times tokenize alone (not the imports, not load_task) and prints a sha256 of
+what it returned, which must agree. Needs ../shared/data; about a minute.
+  python results/tokenize_time.py
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def once():
+    """One process: load imdb, time tokenize, print seconds and a digest of the result."""
+    from amp import DEFAULT_MODEL, load_encoder
+    from data import load_task, tokenize
+
+    _, tokenizer = load_encoder(DEFAULT_MODEL)
+    train = load_task("imdb", os.path.join(HERE, "..", "..", "shared", "data"))["train"]
+    start = time.perf_counter()
+    out = tokenize(train, tokenizer, 236)
+    seconds = time.perf_counter() - start
+    digest = hashlib.sha256(json.dumps([out.column_names, out.to_dict()]).encode()).hexdigest()
+    print(json.dumps(dict(seconds=round(seconds, 2), rows=len(out), sha256=digest)))
+
+
+def main():
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, AMP_CACHE=cache)
+        run = [sys.executable, os.path.abspath(__file__), "--once"]
+        last = lambda: subprocess.run(run, env=env, check=True, capture_output=True).stdout
+        cold, warm = (json.loads(last().splitlines()[-1]) for _ in range(2))
+    assert cold["sha256"] == warm["sha256"], "a warm call returned other data than a cold one"
+    print(f"tokenize, imdb train ({cold['rows']:,} rows), max_len 236:")
+    print(f"  cold (empty AMP_CACHE: tokenise, write the entry): {cold['seconds']:.2f} s")
+    print(f"  warm (a fresh process reads the entry):            {warm['seconds']:.2f} s")
+    print(f"  same result (sha256 {cold['sha256'][:16]}...)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--once"]:
+        once()
+    else:
+        main()
