@@ -148,9 +148,12 @@ def reported(args):
         yield
     except (DataError, ModelError) as e:
         fail(str(e))
-    except (Stop, OSError) as e:
+    except Stop as e:
+        print(f"train.py: stopped: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:
         fix = f"cannot write {e.filename or args.out}: {e.strerror}; fix that, then --resume"
-        print(f"train.py: stopped: {e if isinstance(e, Stop) else fix}", file=sys.stderr)
+        print(f"train.py: stopped: {fix}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("\ntrain.py: interrupted; go on with the same command and --resume", file=sys.stderr)

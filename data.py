@@ -250,8 +250,9 @@ def tokenize(ds, tokenizer, max_len):
             return datasets.load_from_disk(entry / "data", keep_in_memory=True)
     cols = ("text", "text_pair") if any(p is not None for p in ds["text_pair"]) else ("text",)
     enc = lambda b: tokenizer(*(b[c] for c in cols), truncation=True, max_length=max_len)
-    with_length = lambda out: dict(out, length=[len(x) for x in out["input_ids"]])
-    out = ds.map(lambda b: with_length(enc(b)), batched=True, remove_columns=["text", "text_pair"])
+    fn = lambda b: {**(e := enc(b)), "length": [len(x) for x in e["input_ids"]]}
+    fp = h.hexdigest()[:32]  # datasets' fingerprint of the result: h, not a dill hash of fn (slow)
+    out = ds.map(fn, batched=True, remove_columns=["text", "text_pair"], new_fingerprint=fp)
     with contextlib.suppress(OSError):  # written beside the entry, then moved in (read-only: not)
         (tmp := entry.with_suffix(f".{os.urandom(8).hex()}")).mkdir(parents=True)
         out.save_to_disk(tmp / "data")

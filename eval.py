@@ -34,19 +34,16 @@ import time
 
 import numpy as np
 import torch
-from safetensors import safe_open
 
 from amp import ModelError, PromptModel, load_encoder
 from baselines import AttemptAttention, TokenBank, params_per_method, scaled_sizes, tpt_prompt
 from data import DataError, load_task, tokenize
 from demo import DEMO
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
-from runfiles import checksum, load_tensors, read_json, write_json
+from runfiles import load_tensors, read_json, write_json
 
 ap = argparse.ArgumentParser(description="Score every method of a run on each reporting split.")
-ap.add_argument(
-    "--out", nargs="+", default=["runs/amp"], help="train.py's run folder(s); seeds give mean ± std"
-)
+ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s); seeds: mean ± std")
 ap.add_argument("--json", help="also write the tables (every run's scores) to this JSON file")
 ap.add_argument("--batch-size", type=int, default=EVAL_BATCH, help="rows per batch, by length")
 ap.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
@@ -176,12 +173,14 @@ digest = lambda obj: hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).he
 
 
 def file_sha(path):
-    """The sha256 save_tensors put in a tensor file's metadata (its header alone is read)."""
-    try:
-        with safe_open(path, "pt") as f:
-            return json.loads(f.metadata()["sha256"])
-    except Exception:  # no header or no checksum: read it whole (load_tensors says what is wrong)
-        return checksum(load_tensors(path, {})[0])
+    """sha256 of a file's bytes: a file damaged after scoring gets a new key, and is read again."""
+    h = hashlib.sha256()
+    if not os.path.exists(path):
+        return None  # scoring it says it is missing
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def method_key(out, method, tasks, settings):

@@ -326,12 +326,8 @@ def main(argv=None):
     cfg = read_run(args)
     settle(args, argv, cfg)
     check_folder(args, cfg)
-    cfg = start_run(
-        args,
-        cfg,
-        {k: getattr(args, k) for k in RUN_KEYS},
-        {k: getattr(args, k) for k in STAGE_KEYS},
-    )
+    flags = lambda keys: {k: getattr(args, k) for k in keys}
+    cfg = start_run(args, cfg, flags(RUN_KEYS), flags(STAGE_KEYS))
     t0 = time.time()
     with reported(args):  # a failure is one line, and what is finished stays
         if args.add_task:
