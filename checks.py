@@ -40,7 +40,7 @@ def check_flags(args):
     if (args.stage is None) == (args.add_task is None):
         fail("say what to train: --stage source, --stage target, or --add-task NAME")
     counts = ["prompt_len", "batch_size", "epochs", "max_steps", "k", "patience", "ckpt_every"]
-    counts += ["select_top"]
+    counts += ["select_tries"]
     for k in counts + ["max_train", "max_eval", "max_tokens"]:
         if getattr(args, k) is not None and getattr(args, k) <= 0:
             fail(f"--{k.replace('_', '-')} must be positive, got {getattr(args, k)}")

@@ -188,8 +188,7 @@ def mean_dev(env, names, prompt_of):
     """() -> the mean of the named tasks' first dev metrics, task t read through prompt_of(t)."""
 
     def score(n):
-        t, m = env["ids"][n], env["tasks"][n]["info"]["metrics"]
-        data = env["dev"][t]
+        t, m, data = env["ids"][n], env["tasks"][n]["info"]["metrics"], env["dev"][env["ids"][n]]
         return evaluate(env["model"], prompt_of(t), data, t, m, EVAL_BATCH, env["device"])[m[0]]
 
     return lambda: sum([score(n) for n in names]) / len(names)

@@ -8,13 +8,15 @@ regression for a regression task) and scored on T's dev rows, never its reportin
     R[T, S] = dev score of T with a head fitted on T's training rows read through P_S
 
 A source that gives T's rows states a linear head can separate is one T's prompt can start from.
-`start_weights` turns a row of R into the start of T's prompt for `train.py --method select`:
-the top sources that beat T's own prompt on R, weighted by how far; T's own prompt where none does.
+For `train.py --method select`, `candidates` turns a row of R into the starts T tunes from (the
+sources that beat T's own prompt on R by a margin), and `keep_best` keeps, per task, the tuned
+prompt with the best dev score, T's own stage-1 prompt and head included (kept as they are).
 
 Run (after stage source): python train.py --stage target --method select --out runs/amp
 """
 
 import os
+import shutil
 
 import numpy as np
 import torch
@@ -85,33 +87,45 @@ def probe_row(model, P, train, dev, info, device):
     return row
 
 
-def start_weights(row, own, top=1):
-    """T's start from its probe row: the `top` best sources that beat T's own prompt (index own) on
-    the probe, each weighted by how far it beats it; T's own prompt alone where none does."""
-    row = np.asarray(row, dtype=float)
-    w = np.zeros(len(row))
-    for j in np.argsort(-row, kind="stable")[:top]:
-        if j != own and row[j] > row[own]:
-            w[j] = row[j] - row[own]
-    if w.sum() == 0:
-        w[own] = 1.0
-    return (w / w.sum()).tolist()
+def candidates(row, own, tries, margin):
+    """T's starts to tune from, best first: the sources (at most `tries`) whose probe score beats
+    T's own prompt's (index own) by more than `margin` points. None: T keeps its own prompt."""
+    order = np.argsort(-np.asarray(row, dtype=float), kind="stable").tolist()
+    return [j for j in order if j != own and row[j] > row[own] + margin][:tries]
 
 
-def probe_starts(env, P, names, top, out):
-    """W (n, n), row = target, column = source: each task's start (start_weights of its probe row).
-    Writes out/probe.json (R) and out/attention.json (W); a run that has them reuses them."""
-    path = os.path.join(out, "attention.json")
-    if os.path.exists(path):  # --resume: the starts already chosen
-        W = read_json(path, need=["tasks", "A"])["A"]
-    else:
-        model, device = env["model"], env["device"]
-        R = []  # (n, n) dev scores
-        for i, n in enumerate(names):
-            R.append(
-                probe_row(model, P, env["train"][i], env["dev"][i], env["tasks"][n]["info"], device)
-            )
-        W = [start_weights(row, i, top) for i, row in enumerate(R)]
-        write_json(os.path.join(out, "probe.json"), {"tasks": names, "dev": R})
-        write_json(path, {"tasks": names, "A": W})
-    return torch.tensor(W, dtype=P.dtype, device=P.device)
+def probe_rows(env, P, names, out):
+    """R (n, n), row = target, column = source: probe_row for each task; kept in out/probe.json (a
+    resumed run reads it back)."""
+    path = os.path.join(out, "probe.json")
+    if os.path.exists(path):
+        return read_json(path, need=["tasks", "dev"])["dev"]
+    model, device = env["model"], env["device"]
+    R = []  # (n, n) dev scores
+    for i, n in enumerate(names):
+        R.append(
+            probe_row(model, P, env["train"][i], env["dev"][i], env["tasks"][n]["info"], device)
+        )
+    write_json(path, {"tasks": names, "dev": R})
+    return R
+
+
+def keep_best(out, names, picks):
+    """select/target/<task>: of task i's own stage-1 prompt and head (source/) and what was tuned
+    from each of its picks[i] (select/try<r>/), the files with the best dev score (ties: earlier).
+    Writes select/attention.json: row = target, 1 at the source its kept prompt started from."""
+    os.makedirs(os.path.join(out, "select", "target"), exist_ok=True)
+    A = []
+    for i, t in enumerate(names):
+        tries = [(i, "source")] + [(j, f"select/try{r + 1}") for r, j in enumerate(picks[i])]
+        dev = [
+            read_json(os.path.join(out, f, f"{t}.json"), need=["best_dev"])["best_dev"]
+            for _, f in tries
+        ]
+        j, folder = tries[int(np.argmax(dev))]
+        for ext in (".safetensors", ".json"):
+            src, dst = (os.path.join(out, f, t + ext) for f in (folder, "select/target"))
+            shutil.copyfile(src, dst + ".part")
+            os.replace(dst + ".part", dst)
+        A.append([float(s == j) for s in range(len(names))])
+    write_json(os.path.join(out, "select", "attention.json"), {"tasks": names, "A": A})

@@ -1,6 +1,7 @@
 """Tests of probe.py and train.py --method select: the probe ranks first a source whose states
-separate the target, a task with no useful source keeps its own start, select's start is the
-weighted source prompts, and its attention.json has attention.json's schema.
+separate the target; the candidates are the best sources beyond the margin; a task with none keeps
+its own stage-1 files; each try starts from its source's prompt; what is kept is the best on dev;
+select's attention.json has attention.json's schema.
   python -m pytest -q test_probe.py
 """
 
@@ -8,7 +9,6 @@ import json
 import os
 
 import datasets
-import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,42 +45,67 @@ def test_probe_puts_first_the_source_whose_states_separate_the_target():
     info = dict(num_labels=2, metrics=("accuracy",))
     row = probe.probe_row(Reader(), P, rows(64, 0), rows(100, 1), info, "cpu")
     assert row[2] == 100.0 and max(row[0], row[1]) < 70
-    assert probe.start_weights(row, own=0) == [0.0, 0.0, 1.0]
+    assert probe.candidates(row, own=0, tries=3, margin=5) == [2]
 
 
-def test_a_task_whose_own_prompt_ranks_first_keeps_its_own_start():
-    assert probe.start_weights([50.0, 60.0, 55.0], own=1) == [0.0, 1.0, 0.0]
-    assert probe.start_weights([60.0, 60.0, 40.0], own=1, top=3) == [0.0, 1.0, 0.0]  # a tie: own
+def test_candidates_are_the_best_sources_beyond_the_margin_at_most_tries():
+    row = [90.0, 50.0, 70.0, 60.0, 55.0]  # own: index 1
+    assert probe.candidates(row, own=1, tries=2, margin=5) == [0, 2]
+    assert probe.candidates(row, own=1, tries=9, margin=5) == [0, 2, 3]  # 55 is not beyond 50 + 5
+    assert probe.candidates(row, own=1, tries=9, margin=30) == [0]
 
 
-def test_start_weights_mix_the_top_sources_by_how_far_they_beat_the_own_prompt():
-    w = probe.start_weights([90.0, 50.0, 70.0, 60.0], own=1, top=2)
-    assert w == pytest.approx([40 / 60, 0.0, 20 / 60, 0.0])
+def test_a_task_whose_own_prompt_ranks_first_has_no_candidates():
+    assert probe.candidates([50.0, 60.0, 55.0], own=1, tries=3, margin=0) == []
+    assert probe.candidates([60.0, 60.0, 40.0], own=1, tries=3, margin=0) == []  # a tie: own
 
 
-def test_select_starts_from_the_weighted_sources_and_writes_attention_json(tmp_path, monkeypatch):
+def test_keep_best_keeps_the_files_with_the_best_dev_and_marks_their_source(tmp_path):
+    dev = {"source": [70.0, 80.0], "select/try1": [75.0, 80.0], "select/try2": [90.0, None]}
+    for folder, scores in dev.items():
+        os.makedirs(tmp_path / folder)
+        for t, d in zip(["a", "b"], scores):
+            if d is not None:
+                (tmp_path / folder / f"{t}.safetensors").write_bytes(f"{folder} {t}".encode())
+                (tmp_path / folder / f"{t}.json").write_text(json.dumps({"best_dev": d}))
+    probe.keep_best(str(tmp_path), ["a", "b"], [[1, 0], [0]])  # a: tries 1 then 0; b: 0
+    kept = lambda t: (tmp_path / "select" / "target" / f"{t}.safetensors").read_bytes()
+    assert kept("a") == b"select/try2 a"  # a's second try (source 0) scored 90
+    assert kept("b") == b"source b"  # b's try tied its own 80: its own is kept
+    A = json.load(open(tmp_path / "select" / "attention.json"))
+    assert A == {"tasks": ["a", "b"], "A": [[1.0, 0.0], [0.0, 1.0]]}
+
+
+def test_select_tunes_from_each_pick_and_a_task_with_none_keeps_its_own_files(
+    tmp_path, monkeypatch
+):
     tiny, out = make_tiny_encoder(tmp_path / "tiny"), str(tmp_path / "run")
-    tasks = "senti_food,senti_movies,colours"
-    train.main(["--stage", "source", "--tasks", tasks, "--model", tiny, *SMALL, "--out", out,
-                "--max-steps", "4"])  # fmt: skip
-    starts, real = {}, train.stage_source
-    monkeypatch.setattr(train, "stage_source", lambda *a, init=None, **k: starts.update(init)
+    names = ["senti_food", "senti_movies", "colours"]
+    train.main(["--stage", "source", "--tasks", ",".join(names), "--model", tiny, *SMALL,
+                "--out", out, "--max-steps", "4"])  # fmt: skip
+    starts, real = [], train.stage_source
+    monkeypatch.setattr(train, "stage_source", lambda *a, init=None, **k: starts.append(init)
                         or real(*a, init=init, **k))  # fmt: skip
-    train.main(["--stage", "target", "--method", "select", "--select-top", "2", "--max-steps", "4",
-                "--out", out])  # fmt: skip
+    picks = {0: [2, 1], 1: [], 2: [0]}  # senti_food: colours, then senti_movies; senti_movies: none
+    monkeypatch.setattr(train, "candidates", lambda row, i, tries, margin: picks[i])
+    train.main(["--stage", "target", "--method", "select", "--max-steps", "4", "--out", out])
+    P = {t: train.load_tensors(f"{out}/source/{t}.safetensors", {})[0]["P"] for t in names}
+    assert [sorted(s) for s in starts] == [["colours", "senti_food"], ["senti_food"], []]
+    assert torch.equal(starts[0]["senti_food"], P["colours"])
+    assert torch.equal(starts[0]["colours"], P["senti_food"])
+    assert torch.equal(starts[1]["senti_food"], P["senti_movies"])
+    probe_json = json.load(open(os.path.join(out, "select", "probe.json")))
+    assert probe_json["tasks"] == names and len(probe_json["dev"]) == 3
     A = json.load(open(os.path.join(out, "select", "attention.json")))
-    names = A["tasks"]
-    assert names == tasks.split(",") and len(A["A"]) == 3 and all(len(r) == 3 for r in A["A"])
-    assert all(
-        abs(sum(r) - 1) < 1e-9 and min(r) >= 0 and sum(w > 0 for w in r) <= 2 for r in A["A"]
-    )
-    P = torch.stack(
-        [train.load_tensors(f"{out}/source/{t}.safetensors", {})[0]["P"] for t in names]
-    )
+    assert A["tasks"] == names and all(sorted(r) == [0.0, 0.0, 1.0] for r in A["A"])
+    read = lambda folder, t: open(f"{out}/{folder}/{t}.safetensors", "rb").read()
+    assert read("select/target", "senti_movies") == read("source", "senti_movies")
     for i, t in enumerate(names):
-        want = torch.einsum("j,jld->ld", torch.tensor(A["A"][i]), P)
-        assert torch.allclose(starts[t], want, atol=1e-6)
+        tried = [("source", i)] + [(f"select/try{r + 1}", j) for r, j in enumerate(picks[i])]
+        dev = [json.load(open(f"{out}/{f}/{t}.json"))["best_dev"] for f, _ in tried]
+        folder, source = tried[dev.index(max(dev))]
+        assert read("select/target", t) == read(folder, t) and A["A"][i][source] == 1.0
     evaluation.main(["--out", out])
     scores = json.load(open(os.path.join(out, "eval.json")))["scores"]
-    assert set(scores["select"]) == set(names)
+    assert scores["select"]["senti_movies"] == scores["prompt"]["senti_movies"]
     assert os.path.exists(os.path.join(out, "select", "attention.png"))

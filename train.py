@@ -31,7 +31,7 @@ from data import DataError, load_task, parse_tasks, tokenize
 from loop import Job, fit
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
 from psi_variants import ValueOnly, start_near_identity
-from probe import probe_starts
+from probe import candidates, keep_best, probe_rows
 from runfiles import load_tensors, log, save_tensors, write_json
 
 # The flags, one a line with its help (a table: the formatter leaves it as written).
@@ -65,7 +65,8 @@ ap.add_argument("--patience", type=int, default=5, help="early stopping: epochs 
 ap.add_argument("--method", choices=METHODS, default="amp", help="what stage 2 trains (README)")
 ap.add_argument("--k", type=int, help="size of queries and keys (default and paper: d)")
 ap.add_argument("--spot-source", default="mnli", help="SPoT-m's source task (paper)")
-ap.add_argument("--select-top", type=int, default=1, help="select: mix at most this many sources")
+ap.add_argument("--select-tries", type=int, default=3, help="select: tune from this many sources")
+ap.add_argument("--select-margin", type=float, default=5.0, help="select: probe gain over own")
 ap.add_argument("--attn", choices=["learned", "identity"], default="learned", help="identity: A=I")
 ap.add_argument("--wv", choices=["train", "fixed"], default="train", help="fixed: W_V = I")
 PSI_INITS = ["identity", "orthonormal", "eye", "random"]  # not in the paper: psi_variants.py
@@ -103,7 +104,7 @@ RUN_KEYS = ["preset", "tasks", "model", "data_dir", "prompt_len", "protocol", "c
             "max_eval", "max_tokens", "seed"]  # what the run is: config.json["run"]
 STAGE_KEYS = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_decay",
               "patience", "k", "scores", "wv", "attn", "psi_init", "train_heads", "encoder_dropout",
-              "ckpt_every", "spot_source", "select_top"]  # config.json[section(method)]
+              "ckpt_every", "spot_source", "select_tries", "select_margin"]  # config.json[method]
 # fmt: on
 
 
@@ -169,11 +170,12 @@ def stage_source(args, env, names, folder="source", init=None, new_heads=True):
         head = list(model.heads[t].parameters())
         n_head = sum(p.numel() for p in head)
         print(f"{name}: trains {P.numel():,} prompt parameters (l·d) + {n_head:,} in its head")
-        groups = [([P], args.lr), (head, args.head_lr)]
         prompts = lambda b, P=P: P.expand(len(b["task"]), -1, -1)  # (B, l, d): P_t for each
         prompt_of = lambda t, P=P: P.detach()
         done = lambda n=name, P=P, p=path: save_source(env, n, P, p)
-        jobs.append(Job(f"{folder.split('/')[0]}:{name}", groups, [name], prompts, prompt_of, done))
+        groups = [([P], args.lr), (head, args.head_lr)]
+        key = f"{folder.removesuffix('/target')}:{name}"  # "source:cb", "select/try2:cb", ...
+        jobs.append(Job(key, groups, [name], prompts, prompt_of, done))
     fit(args, env, jobs)
 
 
@@ -284,12 +286,15 @@ def baseline(args, cfg):
 
 
 def select(args, env):
-    """Each task's prompt starts from the source prompts the probe ranks above its own (probe.py),
-    then the prompt and a fresh head are tuned on the task with stage source's flags (ours)."""
+    """Ours: each task tunes a prompt and a fresh head from each of its best sources on the probe
+    (probe.py; --select-tries, --select-margin); keeps the best on dev, its stage-1 files too."""
     P = source_prompts(args.out, env, args.tasks)  # (n, l, d)
-    W = probe_starts(env, P, args.tasks, args.select_top, os.path.join(args.out, "select"))
-    init = dict(zip(args.tasks, torch.einsum("ij,jld->ild", W, P)))  # P_start_i = Σ_j W_ij P_j
-    stage_source(args, env, args.tasks, folder="select/target", init=init)
+    R = probe_rows(env, P, args.tasks, os.path.join(args.out, "select"))  # (n, n) dev scores
+    picks = [candidates(row, i, args.select_tries, args.select_margin) for i, row in enumerate(R)]
+    for r in range(args.select_tries):
+        init = {t: P[c[r]] for t, c in zip(args.tasks, picks) if len(c) > r}  # (l, d) each
+        stage_source(args, env, list(init), folder=f"select/try{r + 1}", init=init)
+    keep_best(args.out, args.tasks, picks)
 
 
 def setup(args, names):
@@ -301,9 +306,8 @@ def setup(args, names):
     encoder, tokenizer = load_encoder(args.model)
     labels = [tasks[n]["info"]["num_labels"] for n in names]
     model = PromptModel(encoder, labels, args.encoder_dropout).to(device)
-    for n in names:
-        if tasks[n]["note"]:
-            print(f"{n}: {tasks[n]['note']}")
+    for n in [n for n in names if tasks[n]["note"]]:
+        print(f"{n}: {tasks[n]['note']}")
     lengths = (encoder, tokenizer, args.prompt_len, args.max_tokens)
     length = {n: input_tokens(tasks[n]["info"], *lengths) for n in names}
     train = [tokenize(tasks[n]["train"], tokenizer, length[n]) for n in names]
