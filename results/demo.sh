@@ -31,7 +31,7 @@ for s in $seeds; do   # Figure 2 with one start for both scorers: the orthonorma
   method orthonormal amp-maxpool --psi-init orthonormal
   python eval.py --out runs/s${s}_orthonormal > runs/s${s}_orthonormal.txt
 done
-# (Session of 2026-11-23, seed 0: to use both cores, AMP-maxpool ran in its own copy of the stage-1 run instead,
+# (Seed 0's committed results: to use both cores, AMP-maxpool ran in its own copy of the stage-1 run instead,
 #  beside the variants: cp -r runs/s0 runs/s0_maxpool && python train.py --stage target --method amp-maxpool
 #  --psi-init orthonormal --out runs/s0_maxpool && python eval.py --out runs/s0_maxpool. Same inputs, same result.)
 for s in ${BASELINE_SEEDS:-0}; do   # Table 1's baselines beside the default AMP run (SPoT-m's source: senti_movies)

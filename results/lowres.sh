@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 12 on the low-resource demo suite (--tasks lowres: senti_food_32, para_people_32 and entail_trips_32 have 32
+# AMP and its ablations on the low-resource demo suite (--tasks lowres: senti_food_32, para_people_32 and entail_trips_32 have 32
 # training rows beside their full-size siblings), on one CPU thread. Per seed: stage 1 (prompt tuning); on copies
 # of it, stage 2 as AMP (default) and as the ablations (VARIANTS: W_V only = --attn identity, A only = --wv fixed,
 # near-uniform start = --psi-init random, heads trained too = --train-heads); prompt tuning continued for stage 2's

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 10: stage 1 end to end, the code before this round (commit bf413da, tasks one after another, random batches
+# Stage 1 end to end, the code at commit bf413da ( tasks one after another, random batches
 # padded per batch, eval at batch 16 with autograd) against today's (all tasks in one pass, length-grouped batches,
 # eval under inference_mode at batch 64), same tasks and flags, both at once, each pinned to its own core with one
 # thread, so that both see the same machine. Writes results/speed_stage1.json.

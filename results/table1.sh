@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 11: the paper's Table 1 on real data from ../shared/data with all-MiniLM-L6-v2, on one CPU thread.
+# The paper's Table 1 on real data from ../shared/data with all-MiniLM-L6-v2, on one CPU thread.
 # The 10 of the 11 tasks that are staged (yelp_polarity is not; PROVENANCE.md); BoolQ and SciTail have no staged
 # training split, so --carve cuts one from their reporting split (marked † by eval.py); SPoT-m's source, MNLI, has
 # only validation_matched, carved the same way. Sizes for a 2-core CPU: 500 training rows per task, 200 dev and

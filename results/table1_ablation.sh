@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 12, part 2, on the real-data Table 1 run of seed SEED (runs/t$SEED, results/table1.sh): AMP's ablations on
+# AMP's ablations on the real-data Table 1 run of seed SEED (runs/t$SEED, results/table1.sh): AMP's ablations on
 # copies of its stage 1 (config, log and source prompts), each trained for EPOCHS epochs like the table's methods,
 # and scored on the same reporting rows with eval.py --methods (prompt tuning beside the variant):
 #   ptc     prompt tuning continued for the same epochs (--method pt-continued)
