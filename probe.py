@@ -20,6 +20,7 @@ import shutil
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from data import collate
 from metrics import EVAL_BATCH, autocast, score
@@ -102,7 +103,7 @@ def probe_rows(env, P, names, out):
         return read_json(path, need=["tasks", "dev"])["dev"]
     model, device = env["model"], env["device"]
     R = []  # (n, n) dev scores
-    for i, n in enumerate(names):
+    for i, n in enumerate(tqdm(names, desc="probe: targets", leave=False)):
         R.append(
             probe_row(model, P, env["train"][i], env["dev"][i], env["tasks"][n]["info"], device)
         )

@@ -9,12 +9,13 @@ minus prompt tuning's (T's own source prompt, from the usual start):
 
     M_TS = score(T | start P_S) - score(T | start from vocabulary)
 
-Per target, four rankings of the sources are compared with row M_T (Spearman's ρ, and whether the
+Per target, five rankings of the sources are compared with row M_T (Spearman's ρ, and whether the
 top-ranked source is the best measured one):
     amp      AMP's learned attention row A_T (attention.json, without the diagonal)
     dot      mean(P_T) · mean(P_S), the order ψ's identity start begins from (dam.py)
     cosine   cos(mean P_T, mean P_S), SPoT's similarity (baselines.spot_similarity)
     attempt  ATTEMPT's attention on S, averaged over T's reporting examples (if the run has ATTEMPT)
+    probe    the probe's dev score of T read through P_S (probe.py; if the run has --method select)
 
   python transfer.py --out runs/lr0 --targets senti_food_32,para_people_32,entail_trips_32
   python transfer.py --out runs/lr0 runs/lr1 runs/lr2 --targets ... --json results/transfer.json
@@ -210,6 +211,10 @@ def study(out, targets, device):
         rankings["attempt"] = attempt_rows(
             out, run, targets, loaded, model, tokenizer, P, expect, device
         )
+    if os.path.exists(path := os.path.join(out, "select", "probe.json")):
+        R = read_json(path, need=["tasks", "dev"])
+        R = {T: dict(zip(R["tasks"], row)) for T, row in zip(R["tasks"], R["dev"])}  # dev scores
+        rankings["probe"] = {T: {S: R[T][S] for S in tasks if S != T} for T in targets}
     return compare(res)
 
 
@@ -333,16 +338,14 @@ def summarize(results, targets):
     ranking's ρ and top-1 hits, and each run's best source -> the summary written by --json."""
     cells = [(r, T) for r in results.values() for T in targets]
     random = lambda r, T: np.mean(list(r["measured"][T].values()))  # a random source's transfer
-    summary = dict(
-        best_gain=float(np.mean([max(r["measured"][T].values()) for r, T in cells])),
-        mean_gain=float(np.mean([random(r, T) for r, T in cells])),
-    )
+    summary = dict(best_gain=float(np.mean([max(r["measured"][T].values()) for r, T in cells])))
+    summary["mean_gain"] = float(np.mean([random(r, T) for r, T in cells]))
     print(
         f"  transfer of the best source {summary['best_gain']:+.2f} points on average; of a source "
         f"picked at random {summary['mean_gain']:+.2f}"
     )
     chance = float(np.mean([1 / (len(r["sources"]) - 1) for r in results.values()]))
-    for kind in ["amp", "dot", "cosine", "attempt"]:
+    for kind in ["amp", "dot", "cosine", "attempt", "probe"]:
         runs = [r for r in results.values() if kind in r["spearman"]]
         if not runs:
             continue
@@ -387,10 +390,7 @@ def main(argv=None):
         fail(str(e))
     except KeyboardInterrupt:
         fail("interrupted; the same command goes on where the sub-runs stopped", 130)
-    print(
-        "\nmeasured transfer: target score from each source's prompt minus prompt tuning's "
-        f"({len(args.out)} run(s))"
-    )
+    print("\nmeasured transfer: the target's score from each source minus prompt tuning's")
     summary = summarize(results, targets)
     if args.json:
         write_json(args.json, dict(runs=results, summary=summary))
