@@ -43,7 +43,7 @@ for v, seeds in rows.items():
     out[v] = dict(seeds)
     for g in ("small", "rest"):
         d = [x[f"amp {g}"] - x[f"prompt {g}"] for x in seeds.values()]
-        sd = float(np.std(d, ddof=1)) if len(d) > 1 else 0.0
+        sd = float(np.std(d))  # over seeds, as RESULTS.md gives it
         out[v][f"amp - prompt, {g}"] = dict(mean=float(np.mean(d)), std=sd, n=len(d))
 json.dump(out, open("results/lowres_budget.json", "w"), indent=1)
 print(json.dumps({v: {k: x for k, x in r.items() if " - " in k} for v, r in out.items()}, indent=1))

@@ -39,7 +39,7 @@ for s in range(3):
 seeds = list(out.values())
 for g in ("small", "rest"):
     d = [v[f"select {g}"] - v[f"prompt {g}"] for v in seeds]
-    out[f"select - prompt, {g}"] = dict(mean=float(np.mean(d)), std=float(np.std(d, ddof=1)) if len(d) > 1 else 0.0, n=len(d))
+    out[f"select - prompt, {g}"] = dict(mean=float(np.mean(d)), std=float(np.std(d)), n=len(d))
 json.dump(out, open("results/select_lowres.json", "w"), indent=1)
 print(json.dumps(out, indent=1))
 EOF
