@@ -28,4 +28,4 @@ table1() { sed -n '/Table 1/,/Table 2/p' $out/eval_$1.txt; }
 cmp <(table1 first) <(table1 second)  # the same table
 grep "scored now" $out/eval_second.txt
 printf '{"first_s": %.1f, "second_s": %.1f, "threads": %s, "cpus": %s}\n' $first $second \
-  $OMP_NUM_THREADS $(nproc) | tee results/eval_time.json
+  $OMP_NUM_THREADS $(nproc --all) | tee results/eval_time.json
