@@ -50,6 +50,17 @@ def test_per_target_gives_each_targets_spread_over_seeds_and_how_far_the_measure
 TASKS = ["senti_movies", "senti_food", "colours"]
 
 
+def probe_ranks_the_sources(out):
+    """With select's probe.json in the run, transfer.py ranks the sources by its dev scores too."""
+    os.makedirs(os.path.join(out, "select"))  # the probe's dev scores, rows in another task order
+    dev = [[1.0, 2.0, 3.0], [40.0, 50.0, 60.0], [7.0, 8.0, 9.0]]  # row: colours, senti_food, movies
+    runfiles.write_json(os.path.join(out, "select", "probe.json"), dict(tasks=TASKS[::-1], dev=dev))
+    transfer.main(["--out", out, "--targets", "senti_food"])
+    r = json.load(open(os.path.join(out, "transfer.json")))
+    assert r["rankings"]["probe"]["senti_food"] == {"senti_movies": 60.0, "colours": 40.0}
+    assert r["top1_gain"]["probe"]["senti_food"] == r["measured"]["senti_food"]["senti_movies"]
+
+
 def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(tmp_path):
     tiny, out = make_tiny_encoder(tmp_path / "tiny"), str(tmp_path / "run")
     tensors = lambda *path: runfiles.load_tensors(os.path.join(out, *path), {})[0]
@@ -102,13 +113,7 @@ def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(t
     assert row == pytest.approx(want, rel=1e-4)
     top = max(row, key=row.get)
     assert r["top1_gain"]["attempt"]["senti_food"] == r["measured"]["senti_food"][top]
-    os.makedirs(os.path.join(out, "select"))  # the probe's dev scores, rows in another task order
-    dev = [[1.0, 2.0, 3.0], [40.0, 50.0, 60.0], [7.0, 8.0, 9.0]]  # row: colours, senti_food, movies
-    runfiles.write_json(os.path.join(out, "select", "probe.json"), dict(tasks=TASKS[::-1], dev=dev))
-    transfer.main(["--out", out, "--targets", "senti_food"])  # now with the probe's ranking too
-    r = json.load(open(os.path.join(out, "transfer.json")))
-    assert r["rankings"]["probe"]["senti_food"] == {"senti_movies": 60.0, "colours": 40.0}
-    assert r["top1_gain"]["probe"]["senti_food"] == r["measured"]["senti_food"]["senti_movies"]
+    probe_ranks_the_sources(out)
     # a target asked for later joins; the done ones stay as they were
     transfer.main(["--out", out, "--targets", "senti_food,colours", "--max-steps", "2"])
     assert os.stat(cell).st_mtime_ns == stamp
