@@ -38,7 +38,7 @@ def main():
             r = spearman([R[T][S] for S in sources], [M[S] for S in sources])
             top, best = max(sources, key=lambda S: R[T][S]), max(sources, key=M.get)
             rho.append(r)
-            hits += top == best
+            hits += M[top] == M[best]  # as transfer.py counts it: a tie with the best is a hit
             print(
                 f"seed {s} {T:16s} ρ {r:+.2f}  probe's top {top} ({M[top]:+.1f}), "
                 f"best {best} ({M[best]:+.1f})"
