@@ -37,7 +37,8 @@ def states(model, P, data, device, rows=MAX_ROWS):
     out = torch.zeros(N, model.d, dtype=torch.float64)
     for s in range(0, N, EVAL_BATCH):
         idx = order[s : s + EVAL_BATCH]
-        b = {k: v.to(device) for k, v in collate([dict(data[i], task=0) for i in idx], 0).items()}
+        rows = collate([dict(data[i], task=0) for i in idx], model.pad_id)
+        b = {k: v.to(device) for k, v in rows.items()}
         with autocast(device):
             h = model.features(
                 P.expand(len(idx), -1, -1), b["input_ids"], b["attention_mask"], b["token_type_ids"]
@@ -50,15 +51,14 @@ def fit_head(X, y, C, l2=1e-2, steps=100):
     """A linear head on standardised states X (N, d): ridge regression (C = 1) in closed form, else
     multinomial logistic regression with an L2 penalty, by L-BFGS. Returns predict(X') -> labels."""
     mu, sd = X.mean(0), X.std(0) + 1e-6
-    Z = torch.cat([(X - mu) / sd, torch.ones(len(X), 1, dtype=X.dtype)], 1)  # (N, d + 1)
+    design = lambda X_: torch.cat([(X_ - mu) / sd, X_.new_ones(len(X_), 1)], 1)  # (N, d + 1)
+    Z = design(X)
     y = torch.as_tensor(y, dtype=X.dtype)
     reg = l2 * len(X) * torch.eye(Z.shape[1], dtype=X.dtype)
     reg[-1, -1] = 0  # the bias is not penalised
     if C == 1:
         W = torch.linalg.solve(Z.T @ Z + reg, Z.T @ y[:, None])  # (d + 1, 1)
-        return lambda X_: (
-            torch.cat([(X_ - mu) / sd, torch.ones(len(X_), 1, dtype=X.dtype)], 1) @ W
-        )[:, 0]
+        return lambda X_: (design(X_) @ W)[:, 0]
     W = torch.zeros(Z.shape[1], C, dtype=X.dtype, requires_grad=True)
     opt = torch.optim.LBFGS([W], max_iter=steps, line_search_fn="strong_wolfe")
 
@@ -71,9 +71,7 @@ def fit_head(X, y, C, l2=1e-2, steps=100):
     with torch.enable_grad():
         opt.step(closure)
     W = W.detach()
-    return lambda X_: (
-        torch.cat([(X_ - mu) / sd, torch.ones(len(X_), 1, dtype=X.dtype)], 1) @ W
-    ).argmax(1)
+    return lambda X_: (design(X_) @ W).argmax(1)
 
 
 def probe_row(model, P, train, dev, info, device):
@@ -99,8 +97,9 @@ def probe_rows(env, P, names, out):
     """R (n, n), row = target, column = source: probe_row for each task; kept in out/probe.json (a
     resumed run reads it back)."""
     path = os.path.join(out, "probe.json")
-    if os.path.exists(path):
-        return read_json(path, need=["tasks", "dev"])["dev"]
+    saved = read_json(path, need=["tasks", "dev"]) if os.path.exists(path) else {}
+    if saved.get("tasks") == names:  # --resume: the same tasks were probed
+        return saved["dev"]
     model, device = env["model"], env["device"]
     R = []  # (n, n) dev scores
     for i, n in enumerate(tqdm(names, desc="probe: targets", leave=False)):

@@ -22,7 +22,7 @@ class Reader(torch.nn.Module):
     """A stand-in encoder whose first state is the label's sign times P[0, 0], plus noise: a prompt
     with P[0, 0] = 1 makes the rows separable, one with P[0, 0] = 0 leaves only the noise."""
 
-    d = 2
+    d, pad_id = 2, 0
 
     def features(self, prompts, input_ids, attention_mask, token_type_ids):
         sign = 2.0 * (input_ids[:, 1:2] == 5).float() - 1  # (B, 1): the label, as ±1
