@@ -29,7 +29,8 @@ import torch.nn as nn  # noqa: E402
 from amp import PromptModel, init_prompt, load_encoder, max_positions  # noqa: E402
 from amp import prompts_per_example, resolve_model  # noqa: E402
 from dam import SCORERS, DAMAttention  # noqa: E402
-from data import collate, load_task, tokenize  # noqa: E402
+from data import collate, load_task  # noqa: E402
+from tokens import tokenize  # noqa: E402
 import demo  # noqa: E402,F401  (adds the demo suites to data.py)
 
 ap = argparse.ArgumentParser(description="Speed of prompted steps against PEFT, and of DAM.")

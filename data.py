@@ -1,19 +1,14 @@
-"""data.py: every task AMP trains on, checked row by row, split honestly, tokenised, batched, mixed.
+"""data.py: every task AMP trains on, checked row by row, split honestly, batched, mixed.
 Tasks: the paper's 11 (4.1, A.4, Table 3) and MNLI, from the hub or a local copy (../shared/data);
 yours, `<data-dir>/<name>/{train,validation[,test]}.jsonl` of rows {"text", "text_pair"?, "label"}
 and an optional task.json {"metric", "num_labels", "labels": [names]}; made in code (GENERATED:
 demo.py's suites; `python demo.py` shows what loads). Honest splits (ATTEMPT's): split_task."""
 
-import contextlib
-import hashlib
 import itertools
 import json
 import math
 import os
 import random
-import shutil
-from importlib.metadata import version
-from pathlib import Path
 import datasets
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -234,35 +229,6 @@ def load_task(name, data_dir=None, protocol="honest", carve=False, max_train=Non
     return dict(task, measurable=len(report) >= MIN_REPORT)
 
 
-def tokenize(ds, tokenizer, max_len):
-    """Text (pairs as tokenizer pairs) -> input_ids (+ token_type_ids) and length, at most max_len
-    tokens, room left for the prompt: min(task max tokens, positions - l), paper 3.1, A.3. Kept in
-    $AMP_CACHE (else ~/.cache/amp)/tokens/<sha256 of tokenizer less call state, max_len, rows>."""
-    rules = json.loads(tokenizer.backend_tokenizer.to_str()) if tokenizer.is_fast else {}
-    about = [{**rules, "truncation": 0, "padding": 0}, sorted(tokenizer.get_vocab().items())]
-    about += [getattr(tokenizer, a) for a in ("model_max_length", "truncation_side", "__class__")]
-    rows = [tokenizer.model_input_names, version("transformers"), str(ds.features), max_len]
-    h = hashlib.sha256(json.dumps([about, rows, ds.with_format(None)[:]], default=repr).encode())
-    entry = Path(os.environ.get("AMP_CACHE") or Path.home() / ".cache/amp", "tokens", h.hexdigest())
-    sums = lambda d: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in d.iterdir()}
-    with contextlib.suppress(Exception):  # none yet, or damaged (ok.json: its data files' sha256)
-        if json.loads((entry / "ok.json").read_text()) == sums(entry / "data"):
-            return datasets.load_from_disk(entry / "data", keep_in_memory=True)
-    cols = ("text", "text_pair") if any(p is not None for p in ds["text_pair"]) else ("text",)
-    enc = lambda b: tokenizer(*(b[c] for c in cols), truncation=True, max_length=max_len)
-    fn = lambda b: {**(e := enc(b)), "length": [len(x) for x in e["input_ids"]]}
-    fp = h.hexdigest()[:32]  # datasets' fingerprint of the result: h, not a dill hash of fn (slow)
-    out = ds.map(fn, batched=True, remove_columns=["text", "text_pair"], new_fingerprint=fp)
-    with contextlib.suppress(OSError):  # written beside the entry, then moved in (read-only: not)
-        (tmp := entry.with_suffix(f".{os.urandom(8).hex()}")).mkdir(parents=True)
-        out.save_to_disk(tmp / "data")
-        (tmp / "ok.json").write_text(json.dumps(sums(tmp / "data")))
-        shutil.rmtree(entry, ignore_errors=True)  # a damaged one
-        os.replace(tmp, entry)
-    shutil.rmtree(tmp, ignore_errors=True)  # left only if not moved in
-    return out
-
-
 def collate(rows, pad_id):
     """Rows {input_ids, token_type_ids?, label, task} -> tensors padded to the longest row."""
     pad = lambda xs, v: pad_sequence(list(map(torch.tensor, xs)), batch_first=True, padding_value=v)
@@ -278,24 +244,35 @@ def task_batches(lengths, batch_size, seed, epoch):
     """One task's epoch: lists of row indices, every row once, a pure function of the arguments (a
     resumed run regenerates it). lengths: the rows' token counts, or a row count (plain shuffle)."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    grouped = not isinstance(lengths, int)  # runs of 50 batches sorted by length: little padding
-    order = torch.randperm(len(lengths) if grouped else lengths, generator=g).tolist()
-    if grouped:
-        runs = [order[s : s + 50 * batch_size] for s in range(0, len(order), 50 * batch_size)]
-        order = [i for r in runs for i in sorted(r, key=lengths.__getitem__)]
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    perm = torch.randperm(len(batches), generator=g).tolist() if grouped else range(len(batches))
-    return [batches[j] for j in perm]
+    if isinstance(lengths, int):
+        order = torch.randperm(lengths, generator=g).tolist()
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    order = torch.randperm(len(lengths), generator=g).tolist()
+    return length_grouped(order, lengths.__getitem__, batch_size, g)
 
 
-def epoch_batches(sizes, batch_size, seed, epoch, K=K_CAP):
+def length_grouped(items, length, batch_size, g):
+    """The items in runs of 50 batches, each run sorted by length, cut into batches, the batches
+    shuffled: the same items, little padding."""
+    run = 50 * batch_size
+    items = [x for s in range(0, len(items), run) for x in sorted(items[s : s + run], key=length)]
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    return [batches[j] for j in torch.randperm(len(batches), generator=g).tolist()]
+
+
+def epoch_batches(sizes, batch_size, seed, epoch, K=K_CAP, T=1.0, lengths=None):
     """Batches of (task, row) for one epoch, a pure function of the arguments. One task: a shuffled
-    pass; several: examples-proportional mixing (4.2), r_t = min(N_t, K) / Σ_t' min(N_t', K)."""
+    pass; several: examples-proportional mixing (4.2), r_t = min(N_t, K) / Σ_t' min(N_t', K).
+    T > 1 (ours; T5's temperature mixing): r_t ∝ min(N_t, K)^(1/T), as many draws an epoch.
+    lengths (ours): [task][row] token counts: the same draws, length_grouped into batches."""
     if len(sizes) == 1:
         return [[(0, i) for i in b] for b in task_batches(sizes[0], batch_size, seed, epoch)]
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     caps = torch.tensor([float(min(n, K)) for n in sizes])  # (n_tasks,)
-    draws = torch.multinomial(caps, int(caps.sum()), replacement=True, generator=g).tolist()  # r_t
+    rates = caps if T == 1 else caps ** (1 / T)  # r_t, up to a constant
+    draws = torch.multinomial(rates, int(caps.sum()), replacement=True, generator=g).tolist()
     cycles = [itertools.cycle(torch.randperm(n, generator=g).tolist()) for n in sizes]
     pairs = [(t, next(cycles[t])) for t in draws]  # task t's next row
+    if lengths is not None:
+        return length_grouped(pairs, lambda p: lengths[p[0]][p[1]], batch_size, g)
     return [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]

@@ -37,10 +37,11 @@ import torch
 
 from amp import ModelError, PromptModel, load_encoder
 from baselines import AttemptAttention, TokenBank, params_per_method, scaled_sizes, tpt_prompt
-from data import DataError, load_task, tokenize
+from data import DataError, load_task
 from demo import DEMO
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
 from runfiles import load_tensors, read_json, write_json
+from tokens import tokenize
 
 ap = argparse.ArgumentParser(description="Score every method of a run on each reporting split.")
 ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s); seeds: mean ± std")

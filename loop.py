@@ -174,14 +174,18 @@ def finish(job, s):
 
 def job_batches(args, env, names):
     """epoch -> [[(task, row), ...], ...]: one task's rows length-grouped (a function of seed, task
-    and epoch), or the named tasks mixed, examples-proportional (paper 4.2)."""
+    and epoch), or the named tasks mixed, examples-proportional (paper 4.2; --mix-temperature and
+    --mix-grouped: ours)."""
     ids, B = [env["ids"][n] for n in names], args.batch_size
     if len(ids) == 1:
         lengths = [len(x) for x in env["train"][ids[0]]["input_ids"]]
         seed = seed_for(args.seed, names[0])
         return lambda e: [[(ids[0], i) for i in b] for b in task_batches(lengths, B, seed, e)]
     sizes = [len(env["train"][t]) for t in ids]
-    return lambda e: [[(ids[p], i) for p, i in b] for b in epoch_batches(sizes, B, args.seed, e)]
+    lengths = [[len(x) for x in env["train"][t]["input_ids"]] for t in ids]
+    mix = dict(T=args.mix_temperature, lengths=lengths if args.mix_grouped else None)
+    batches = lambda e: epoch_batches(sizes, B, args.seed, e, **mix)
+    return lambda e: [[(ids[p], i) for p, i in b] for b in batches(e)]
 
 
 def mean_dev(env, names, prompt_of):

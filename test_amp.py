@@ -22,7 +22,8 @@ import metrics  # noqa: E402
 import eval as evaluation  # noqa: E402
 import loop  # noqa: E402
 import train  # noqa: E402
-from data import collate, load_task, tokenize  # noqa: E402
+from data import collate, load_task  # noqa: E402
+from tokens import tokenize  # noqa: E402
 import demo  # noqa: E402,F401  (adds the demo suites to data.py)
 
 SMALL = "--max-train 64 --max-eval 32 --batch-size 16 --prompt-len 4 --seed 1".split()

@@ -26,7 +26,8 @@ from dam import DAMAttention  # noqa: E402
 import amp  # noqa: E402
 import runfiles  # noqa: E402
 import metrics  # noqa: E402
-from data import load_task, tokenize  # noqa: E402
+from data import load_task  # noqa: E402
+from tokens import tokenize  # noqa: E402
 import demo  # noqa: E402,F401  (adds the demo suites to data.py)
 import eval as evaluation  # noqa: E402
 import train  # noqa: E402
@@ -271,8 +272,7 @@ def test_each_method_trains_its_formula_keeps_frozen_weights_and_its_files_score
             continue
         scores = []
         for n in [key.split(":")[1]] if ":" in key else TASKS:
-            t, x = TASKS.index(n), load_task(n, max_train=32, max_eval=30)
-            dev = tokenize(x["dev"], tokenizer, 64)
+            t, dev = TASKS.index(n), tokenize(load_task(n, max_eval=30)["dev"], tokenizer, 64)
             prompt = evaluation.method_prompt(out, method, n, t, model, P_sources, "cpu", expect)
             got = metrics.evaluate(model, prompt, dev, t, ["accuracy"], 7, "cpu")
             scores.append(got["accuracy"])

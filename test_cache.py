@@ -1,4 +1,4 @@
-"""Tests of data.tokenize's cache ($AMP_CACHE/tokens): a miss tokenises and writes an entry, a
+"""Tests of tokens.tokenize's cache ($AMP_CACHE/tokens): a miss tokenises and writes an entry, a
 second call (in the same process or a fresh one) reads it without tokenising and returns what a
 fresh tokenisation returns; a changed row, max_len or tokenizer misses; a damaged entry is rebuilt,
 never trusted; a cache folder that cannot be written is left out, and tokenize still tokenises.
@@ -15,7 +15,7 @@ import datasets
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-import data  # noqa: E402
+import tokens  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROWS = [
@@ -64,11 +64,11 @@ def same(a, b):
 
 @pytest.mark.parametrize("rows", [ROWS, PAIRS], ids=["single", "pair"])
 def test_a_miss_writes_an_entry_and_a_second_call_reads_it_without_tokenising(tok, cache, rows):
-    first = data.tokenize(datasets.Dataset.from_list(rows), tok, 8)
+    first = tokens.tokenize(datasets.Dataset.from_list(rows), tok, 8)
     [entry] = cache.entries()
     assert cache.calls() == 1 and sorted(os.listdir(entry)) == ["data", "ok.json"]
     tok(["an unrelated call"], truncation=True, max_length=5)  # leaves its truncation set
-    again = data.tokenize(datasets.Dataset.from_list(rows), tok, 8)
+    again = tokens.tokenize(datasets.Dataset.from_list(rows), tok, 8)
     assert cache.calls() == 1 and cache.entries() == [entry]
     assert same(again, first) and same(again, plain(datasets.Dataset.from_list(rows), tok, 8))
     assert again.cache_files == []  # held in memory, as a fresh tokenisation is
@@ -76,12 +76,12 @@ def test_a_miss_writes_an_entry_and_a_second_call_reads_it_without_tokenising(to
 
 def test_a_fresh_process_reads_the_entry_another_process_wrote(tmp_path):
     script = "\n".join([
-        "import datasets, data, amp",
+        "import datasets, tokens, amp",
         "from transformers import AutoTokenizer",
         "tok = AutoTokenizer.from_pretrained(amp.resolve_model(amp.DEFAULT_MODEL))",
         "calls, real = [], datasets.Dataset.map",
         "datasets.Dataset.map = lambda *a, **k: calls.append(1) or real(*a, **k)",
-        f"out = data.tokenize(datasets.Dataset.from_list({PAIRS!r}), tok, 8)",
+        f"out = tokens.tokenize(datasets.Dataset.from_list({PAIRS!r}), tok, 8)",
         "print(len(calls), out.to_dict())",
     ])  # fmt: skip
     env = dict(os.environ, AMP_CACHE=str(tmp_path), HF_HUB_OFFLINE="1")
@@ -98,23 +98,23 @@ def test_a_fresh_process_reads_the_entry_another_process_wrote(tmp_path):
 
 
 def test_a_changed_row_misses(tok, cache):
-    data.tokenize(datasets.Dataset.from_list(ROWS), tok, 8)
+    tokens.tokenize(datasets.Dataset.from_list(ROWS), tok, 8)
     changed = datasets.Dataset.from_list([ROWS[0], dict(ROWS[1], label=0), ROWS[2]])
-    assert same(data.tokenize(changed, tok, 8), plain(changed, tok, 8))
+    assert same(tokens.tokenize(changed, tok, 8), plain(changed, tok, 8))
     assert cache.calls() == 2 and len(cache.entries()) == 2
 
 
 def test_a_changed_max_len_misses(tok, cache):
     ds = datasets.Dataset.from_list(ROWS)
-    data.tokenize(ds, tok, 8)
-    assert same(data.tokenize(ds, tok, 6), plain(ds, tok, 6))
+    tokens.tokenize(ds, tok, 8)
+    assert same(tokens.tokenize(ds, tok, 6), plain(ds, tok, 6))
     assert cache.calls() == 2 and len(cache.entries()) == 2
 
 
 @pytest.mark.parametrize("change", ["model_max_length", "added_token", "slow_tokenizer"])
 def test_a_different_tokenizer_misses(tok, cache, change):
     ds = datasets.Dataset.from_list(PAIRS)
-    data.tokenize(ds, tok, 8)
+    tokens.tokenize(ds, tok, 8)
     other = copy.deepcopy(tok)
     if change == "model_max_length":
         other.model_max_length = 256
@@ -124,9 +124,9 @@ def test_a_different_tokenizer_misses(tok, cache, change):
         from transformers import BertTokenizerLegacy
 
         other = BertTokenizerLegacy.from_pretrained(tok.name_or_path)
-    assert same(data.tokenize(ds, other, 8), plain(ds, other, 8))
+    assert same(tokens.tokenize(ds, other, 8), plain(ds, other, 8))
     assert cache.calls() == 2 and len(cache.entries()) == 2
-    assert same(data.tokenize(ds, other, 8), plain(ds, other, 8)) and cache.calls() == 2  # a hit
+    assert same(tokens.tokenize(ds, other, 8), plain(ds, other, 8)) and cache.calls() == 2  # a hit
 
 
 def damage(files, how, soup):
@@ -149,14 +149,14 @@ def damage(files, how, soup):
 @pytest.mark.parametrize("how", ["truncated", "changed", "missing", "extra", "bad_ok_json"])
 def test_a_damaged_entry_is_rebuilt_and_equals_a_fresh_tokenisation(tok, cache, how):
     ds = datasets.Dataset.from_list(ROWS)
-    data.tokenize(ds, tok, 8)
+    tokens.tokenize(ds, tok, 8)
     [entry] = cache.entries()
     damage(entry / "data", how, tok.convert_tokens_to_ids("soup"))
     if how == "changed":  # loadable, and wrong: only the checksum tells
         assert not same(datasets.load_from_disk(entry / "data"), plain(ds, tok, 8))
-    assert same(data.tokenize(ds, tok, 8), plain(ds, tok, 8))
+    assert same(tokens.tokenize(ds, tok, 8), plain(ds, tok, 8))
     assert cache.calls() == 2 and cache.entries() == [entry]  # rebuilt in place
-    assert same(data.tokenize(ds, tok, 8), plain(ds, tok, 8)) and cache.calls() == 2  # then a hit
+    assert same(tokens.tokenize(ds, tok, 8), plain(ds, tok, 8)) and cache.calls() == 2  # then a hit
 
 
 @pytest.mark.parametrize("kind", ["a_file", "read_only"])
@@ -167,6 +167,6 @@ def test_an_unwritable_cache_folder_still_tokenises(tok, cache, tmp_path, monkey
     (tmp_path / "read_only").mkdir(mode=0o500)
     monkeypatch.setenv("AMP_CACHE", str(tmp_path / kind))
     ds = datasets.Dataset.from_list(PAIRS)
-    assert same(data.tokenize(ds, tok, 8), plain(ds, tok, 8))
-    assert same(data.tokenize(ds, tok, 8), plain(ds, tok, 8)) and cache.calls() == 2
+    assert same(tokens.tokenize(ds, tok, 8), plain(ds, tok, 8))
+    assert same(tokens.tokenize(ds, tok, 8), plain(ds, tok, 8)) and cache.calls() == 2
     assert os.listdir(tmp_path / "read_only") == []  # nothing left behind

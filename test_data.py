@@ -1,7 +1,7 @@
 """Tests of data.py: the 11 tasks load from a local copy and from the right hub repositories, your
 own task folders round-trip, every kind of bad row stops with one line naming FILE:LINE and the
-field, splits share no rows and are deterministic, batches cover each row once and pad little,
-mixing follows min(N_t, K), the demo suites are what they claim.
+field, splits share no rows and are deterministic, the demo suites are what they claim. The
+batches of an epoch: test_mixing.py.
 
   python -m pytest -q test_data.py
 Tests that read ../shared/data (or $AMP_DATA_DIR) skip, saying so, when it is absent.
@@ -9,7 +9,6 @@ Tests that read ../shared/data (or $AMP_DATA_DIR) skip, saying so, when it is ab
 
 import json
 import os
-import random
 from collections import Counter
 
 import pytest
@@ -17,8 +16,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import data  # noqa: E402
 import demo  # noqa: E402
+import tokens  # noqa: E402
 from data import PAPER_TASKS, DataError, load_task, parse_tasks  # noqa: E402
-from data import epoch_batches, task_batches  # noqa: E402
 from demo import DEMO  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -204,7 +203,7 @@ def test_a_task_is_a_pair_task_if_any_row_has_a_pair(tmp_path):
     assert set(t["dev"]["text_pair"]) | set(t["report"]["text_pair"]) == {""}
     tok = AutoTokenizer.from_pretrained(amp.resolve_model(amp.DEFAULT_MODEL))
     for ds in (t["train"], t["dev"]):  # every split as pairs: [CLS] s 0 [SEP] [SEP]
-        assert data.tokenize(ds, tok, 32)[0]["input_ids"].count(tok.sep_token_id) == 2
+        assert tokens.tokenize(ds, tok, 32)[0]["input_ids"].count(tok.sep_token_id) == 2
 
 
 def test_unknown_task_lists_known_tasks_and_folders(tmp_path):
@@ -290,48 +289,6 @@ def test_cli_stops_on_a_bad_row_with_exit_code_2_and_one_line(tmp_path, capsys):
     assert f"{tmp_path}/bad/train.jsonl:2: field 'text' is 5" in err
 
 
-def test_mixing_follows_examples_proportional_rates():
-    sizes, K = [50, 300, 5000, 20000], 1000
-    epochs = [epoch_batches(sizes, 32, 0, e, K) for e in range(20)]
-    draws = [t for batches in epochs for batch in batches for t, _ in batch][:10_000]
-    rates = [min(n, K) / sum(min(m, K) for m in sizes) for n in sizes]
-    counts = Counter(draws)
-    for t, r in enumerate(rates):
-        assert abs(counts[t] / len(draws) - r) < 0.02, (t, counts[t] / len(draws), r)
-
-
-def test_mixed_batches_mix_tasks_and_are_a_function_of_seed_and_epoch():
-    sizes = [100, 100, 100]
-    a, b = epoch_batches(sizes, 16, 3, 1), epoch_batches(sizes, 16, 3, 1)
-    assert a == b and a != epoch_batches(sizes, 16, 3, 2) and a != epoch_batches(sizes, 16, 4, 1)
-    assert sum(len({t for t, _ in batch}) > 1 for batch in a) > len(a) / 2
-
-
-def test_one_task_epoch_is_a_full_pass_even_beyond_K():
-    rows = [i for batch in epoch_batches([250], 16, 0, 0, K=100) for t, i in batch]
-    assert sorted(rows) == list(range(250))
-
-
-LENGTHS = [37, [5] * 37, [random.Random(1).randint(1, 60) for _ in range(1000)]]
-
-
-@pytest.mark.parametrize("lengths", LENGTHS)
-def test_task_batches_hold_every_row_once_and_follow_seed_and_epoch(lengths):
-    a = task_batches(lengths, 8, 3, 1)
-    n = lengths if isinstance(lengths, int) else len(lengths)
-    assert sorted(i for b in a for i in b) == list(range(n)) and all(len(b) <= 8 for b in a)
-    assert a == task_batches(lengths, 8, 3, 1)
-    assert a != task_batches(lengths, 8, 3, 2) and a != task_batches(lengths, 8, 4, 1)
-
-
-def test_length_grouped_batches_pad_far_less_than_a_plain_shuffle():
-    rng = random.Random(0)
-    L = [min(512, int(5 + rng.lognormvariate(3.0, 0.9))) for _ in range(4000)]  # median 25, max 421
-    pad = lambda batches: sum(len(b) * max(L[i] for i in b) - sum(L[i] for i in b) for b in batches)
-    grouped, plain = pad(task_batches(L, 16, 0, 0)), pad(task_batches(len(L), 16, 0, 0))
-    assert grouped < 0.1 * plain, (grouped, plain)  # measured: 13,790 vs 319,246 (0.043)
-
-
 def test_demo_suite_is_deterministic_and_splits_share_no_rows():
     for name in DEMO:
         train = demo.demo_split(name, "train")
@@ -380,11 +337,11 @@ def test_tokenize_keeps_pairs_and_truncates_for_the_prompt():
 
     tok = AutoTokenizer.from_pretrained(amp.resolve_model(amp.DEFAULT_MODEL))
     t = load_task("entail_basket")
-    ids = data.tokenize(t["train"], tok, 12)
+    ids = tokens.tokenize(t["train"], tok, 12)
     assert max(len(x) for x in ids["input_ids"]) == 12
     assert ids["length"] == [len(x) for x in ids["input_ids"]]
     assert 1 in ids[0]["token_type_ids"]  # the second text is the tokenizer's second segment
-    full = data.tokenize(t["train"], tok, 64)[0]
+    full = tokens.tokenize(t["train"], tok, 64)[0]
     assert full["input_ids"][-1] == tok.sep_token_id
     assert full["input_ids"].count(tok.sep_token_id) == 2
 

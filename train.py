@@ -27,12 +27,13 @@ from baselines import attempt_jobs, finetune_jobs, source_prompts, spot_init, tp
 from checks import METHODS, check_flags, check_folder, fail, read_run, reported, section
 from checks import start_run
 from dam import DAMAttention
-from data import DataError, load_task, parse_tasks, tokenize
+from data import DataError, load_task, parse_tasks
 from loop import Job, fit
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
 from psi_variants import ValueOnly, start_near_identity
 from probe import candidates, keep_best, probe_rows
 from runfiles import load_tensors, log, save_tensors, write_json
+from tokens import tokenize
 
 # The flags, one a line with its help (a table: the formatter leaves it as written).
 # fmt: off
@@ -72,6 +73,8 @@ ap.add_argument("--wv", choices=["train", "fixed"], default="train", help="fixed
 PSI_INITS = ["identity", "orthonormal", "eye", "random"]  # not in the paper: psi_variants.py
 ap.add_argument("--psi-init", default="identity", choices=PSI_INITS, help="A near I at start")
 ap.add_argument("--train-heads", action="store_true", help="stage 2 trains the heads too (ours)")
+ap.add_argument("--mix-temperature", type=float, default=1.0, help="r_t ∝ N_t^(1/T) (paper: T=1)")
+ap.add_argument("--mix-grouped", action="store_true", help="mixed batches length-grouped (ours)")
 ap.add_argument("--encoder-dropout", action="store_true", help="encoder dropout on (off: amp.py)")
 ap.add_argument("--device", default="auto", help="auto (CUDA, bf16 autocast, if any) | cpu | cuda")
 ap.add_argument("--ckpt-every", type=int, default=50, help="checkpoint every this many steps")
@@ -104,7 +107,8 @@ RUN_KEYS = ["preset", "tasks", "model", "data_dir", "prompt_len", "protocol", "c
             "max_eval", "max_tokens", "seed"]  # what the run is: config.json["run"]
 STAGE_KEYS = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_decay",
               "patience", "k", "scores", "wv", "attn", "psi_init", "train_heads", "encoder_dropout",
-              "ckpt_every", "spot_source", "select_tries", "select_margin"]  # config.json[method]
+              "ckpt_every", "spot_source", "select_tries", "select_margin", "mix_temperature",
+              "mix_grouped"]  # config.json[method]
 # fmt: on
 
 

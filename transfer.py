@@ -43,17 +43,16 @@ import torch
 import train
 from amp import ModelError, PromptModel, load_encoder
 from baselines import AttemptAttention, scaled_sizes, spot_similarity
-from data import DataError, collate, load_task, parse_tasks, tokenize
+from data import DataError, collate, load_task, parse_tasks
 import demo  # noqa: F401  (adds the demo suites to data.py)
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
 from runfiles import load_tensors, read_json, write_json
+from tokens import tokenize
 
 ap = argparse.ArgumentParser(description="Measured single-source transfer against AMP's attention.")
 ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s), stage target done")
 ap.add_argument("--targets", required=True, help="comma list of the run's tasks to transfer into")
-ap.add_argument(
-    "--max-steps", type=int, help="cap each transfer run's steps (default: as stage source)"
-)
+ap.add_argument("--max-steps", type=int, help="cap each sub-run's steps (default: stage source's)")
 ap.add_argument("--json", help="also write each run's matrices, rankings and the summary here")
 ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
 ap.add_argument("--jobs", type=int, default=1, help="train the sub-runs in N processes at once")

@@ -1,4 +1,4 @@
-"""results/tokenize_time.py: what data.tokenize's cache saves on imdb's training rows (19,000
+"""results/tokenize_time.py: what tokens.tokenize's cache saves on imdb's training rows (19,000
 after the honest split; the all-MiniLM-L6-v2 tokenizer; max_len 236). Two fresh processes share an
 empty $AMP_CACHE (a temporary folder): the first tokenises and writes the entry (cold), the second
 reads it (warm). Each times tokenize alone (not the imports, not load_task) and prints a sha256 of
@@ -22,7 +22,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def once():
     """One process: load imdb, time tokenize, print seconds and a digest of the result."""
     from amp import DEFAULT_MODEL, load_encoder
-    from data import load_task, tokenize
+    from data import load_task
+    from tokens import tokenize
 
     _, tokenizer = load_encoder(DEFAULT_MODEL)
     train = load_task("imdb", os.path.join(HERE, "..", "..", "shared", "data"))["train"]
