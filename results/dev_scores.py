@@ -1,0 +1,72 @@
+"""results/dev_scores.py: each method's score on every task's dev rows, the split that chooses
+settings (the reporting rows are not read), for run folders made by train.py. The same prompts,
+heads and input lengths as eval.py (eval.method_prompt); the first metric of each task.
+  python results/dev_scores.py --out runs/lr0_t2 runs/lr1_t2 --methods prompt amp --json x.json
+Prints one line per (run, method): the mean over --small, over the others, and over all.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import demo  # noqa: E402,F401  (adds the demo suites to data.py)
+import eval as evaluation  # noqa: E402
+from amp import PromptModel, load_encoder  # noqa: E402
+from data import load_task  # noqa: E402
+from metrics import EVAL_BATCH, evaluate, input_tokens  # noqa: E402
+from runfiles import load_tensors  # noqa: E402
+from tokens import tokenize  # noqa: E402
+
+SMALL = "senti_food_32,para_people_32,entail_trips_32"
+ap = argparse.ArgumentParser(description="Each method's dev scores, per task, of run folders.")
+ap.add_argument("--out", nargs="+", required=True, help="run folders")
+ap.add_argument("--methods", nargs="+", default=["prompt", "amp"], help="methods to score")
+ap.add_argument("--small", default=SMALL, help="the tasks whose mean is given apart")
+ap.add_argument("--json", help="write {run: {method: {task: dev score}}} here")
+
+
+def dev_scores(out, methods):
+    """{method: {task: first dev metric}} of one run folder, on the CPU."""
+    run, _ = evaluation.run_methods(out)
+    tasks, cap = run["tasks"], (run["prompt_len"], run.get("max_tokens"))
+    encoder, tokenizer = load_encoder(run["model"])
+    flags = [run[k] for k in ("data_dir", "protocol", "carve", "max_train", "max_eval")]
+    loaded = [load_task(t, *flags) for t in tasks]
+    model = PromptModel(encoder, [x["info"]["num_labels"] for x in loaded])
+    expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
+    files = [evaluation.task_file(out, "prompt", t) for t in tasks]
+    P = torch.stack([load_tensors(f, dict(expect, task=t))[0]["P"] for f, t in zip(files, tasks)])
+    scores = {m: {} for m in methods}
+    for t, x in enumerate(loaded):
+        data = tokenize(x["dev"], tokenizer, input_tokens(x["info"], encoder, tokenizer, *cap))
+        metric = x["info"]["metrics"][0]
+        for m in methods:
+            prompt = evaluation.method_prompt(out, m, x["name"], t, model, P, "cpu", expect)
+            got = evaluate(model, prompt, data, t, [metric], EVAL_BATCH, "cpu")
+            scores[m][x["name"]] = got[metric]
+    return scores
+
+
+def main():
+    args = ap.parse_args()
+    small, found = args.small.split(","), {}
+    for out in args.out:
+        found[out] = dev_scores(out, args.methods)
+        for m, s in found[out].items():
+            mean = lambda ts: float(np.mean([s[t] for t in ts])) if ts else float("nan")
+            rest = [t for t in s if t not in small]
+            groups = f"small {mean(small):.2f}  others {mean(rest):.2f}  all {mean(list(s)):.2f}"
+            print(f"{out} {m}: dev {groups}")
+    if args.json:
+        json.dump(found, open(args.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
