@@ -243,6 +243,7 @@ def params_per_method(l, d, num_labels, k=None, bottleneck=None, bank=None, enco
         "amp": (amp_formula, amp_shared, 0, False),
         "amp-maxpool": (amp_formula, amp_shared, 0, False),
         "pt-continued": ("n l d", 0, l * d, True),
+        "amp-tuned": ("n l d", 0, l * d, True),
         "select": ("n l d", 0, l * d, True),
     }
     out = {}
@@ -267,11 +268,11 @@ def print_table(title, counts):
 # and loop.fit trains the jobs of one list together. A recipe skips what its run folder already
 # holds, so --resume goes on where a run stopped. out: the run folder; env: what train.setup
 # returns; args: the flags.
-def source_prompts(out, env, names):
-    """The stage-1 prompts of the named tasks, (n, l, d), with their heads loaded into the model."""
+def source_prompts(out, env, names, folder="source"):
+    """The named tasks' prompts, (n, l, d), stage 1's (folder "target": AMP's P'), heads loaded."""
     P = []
     for n in names:
-        path = os.path.join(out, "source", f"{n}.safetensors")
+        path = os.path.join(out, folder, f"{n}.safetensors")
         W, _ = load_tensors(path, dict(env["meta"], task=n))
         head = {"weight": W["head.weight"], "bias": W["head.bias"]}
         env["model"].heads[env["ids"][n]].load_state_dict(head)

@@ -16,7 +16,7 @@ from data import DataError
 from loop import Stop
 from runfiles import load_tensors, read_json, write_json
 
-METHODS = "amp amp-maxpool spot-s spot-m attempt tpt finetune pt-continued select".split()
+METHODS = "amp amp-maxpool spot-s spot-m attempt tpt finetune pt-continued select amp-tuned".split()
 OUTPUTS = {  # what --overwrite removes, by config.json section; the first entry means "done"
     "source": ["config.json", "log.jsonl", "source", "ckpt.pt", *METHODS[1:]],
     "target": "psi.safetensors target attention.json eval.json attention.png ckpt.pt".split(),
@@ -94,6 +94,10 @@ def check_folder(args, cfg):
             fail(f"stage target in {out} has finished: nothing to resume (--overwrite redoes it)")
         if adding := cfg.get("adding"):
             fail(f"{out} is adding task {adding}: continue with --add-task {adding} --resume")
+        if args.method == "amp-tuned" and not has("attention.json"):
+            fail(
+                f"{out} has no AMP target prompts to tune; run python train.py --stage target first"
+            )
     if args.add_task:
         if not has("psi.safetensors"):
             how = f"run python train.py --stage target --out {out} first"

@@ -57,8 +57,7 @@ ap.add_argument("--rescore", action="store_true", help="score every method again
 
 
 def family_rate(tasks, A):
-    """(hits, tasks with a sibling, expected hits when a source is picked at random) for demo-suite
-    tasks."""
+    """(hits, tasks with a sibling, hits expected of a random pick) for demo-suite tasks."""
     fam = [DEMO[t][0] if t in DEMO else None for t in tasks]
     hits = counted = expected = 0
     for i, f in enumerate(fam):
@@ -108,6 +107,7 @@ METHODS = [
     ("amp-maxpool", "AMP-maxpool"),
     ("pt-continued", "PT continued"),
     ("select", "select"),
+    ("amp-tuned", "AMP, then tuned"),
 ]
 # where each method keeps its per-task files; any other method M: M/target
 FOLDER = {"prompt": "source", "amp": "target"}

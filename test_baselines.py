@@ -12,7 +12,6 @@ import json
 import math
 import os
 import runpy
-import shutil
 import sys
 
 import pytest
@@ -24,13 +23,13 @@ from baselines import spot_m_init, spot_s_init, spot_s_weights, spot_similarity 
 from baselines import tpt_prompt  # noqa: E402
 from dam import DAMAttention  # noqa: E402
 import amp  # noqa: E402
-import runfiles  # noqa: E402
 import metrics  # noqa: E402
 from data import load_task  # noqa: E402
 from tokens import tokenize  # noqa: E402
 import demo  # noqa: E402,F401  (adds the demo suites to data.py)
 import eval as evaluation  # noqa: E402
 import train  # noqa: E402
+from conftest import TASKS, copy_run  # noqa: E402  (and the fixture source_run)
 from test_amp import make_tiny_encoder  # noqa: E402
 
 MERGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "table1_merge.py")
@@ -201,18 +200,7 @@ def test_scaled_sizes_keep_the_official_sizes_at_t5_base_and_scale_them_here():
 
 
 # Every method through the command line, on the tiny encoder of test_amp.py.
-TASKS = ["senti_food", "colours"]
 METHODS = ["amp", "amp-maxpool", "spot-s", "spot-m", "attempt", "tpt", "finetune", "pt-continued"]
-
-
-@pytest.fixture(scope="module")
-def source_run(tmp_path_factory):
-    tiny = make_tiny_encoder(tmp_path_factory.mktemp("tiny"))
-    out = str(tmp_path_factory.mktemp("methods") / "run")
-    small = ["--max-train", "32", "--max-eval", "30", "--prompt-len", "4", "--max-steps", "2"]
-    argv = ["--stage", "source", "--tasks", ",".join(TASKS), "--model", tiny, *small]
-    train.main(argv + ["--out", out])
-    return out, sum(p.numel() for p in amp.load_encoder(tiny)[0].parameters())
 
 
 def epochs_of(log, prefix):
@@ -282,39 +270,7 @@ def test_each_method_trains_its_formula_keeps_frozen_weights_and_its_files_score
     assert sum(fits) == counts["total_with_heads"], (fits, counts)  # README's formula
 
 
-# The ablations and the input cap.
-def copy_run(src, dst):
-    shutil.copytree(src, dst)
-    return str(dst)
-
-
-def test_pt_continued_starts_from_each_tasks_source_prompt_and_head(source_run, tmp_path):
-    out = copy_run(source_run[0], tmp_path / "run")  # a learning rate of ~0: the start is saved
-    rates = ["--lr", "1e-30", "--head-lr", "1e-30", "--max-steps", "1", "--out", out]
-    train.main(["--stage", "target", "--method", "pt-continued", "--overwrite", *rates])
-    for n in TASKS:
-        src, _ = runfiles.load_tensors(os.path.join(out, "source", f"{n}.safetensors"), {})
-        path = os.path.join(out, "pt-continued", "target", f"{n}.safetensors")
-        got, _ = runfiles.load_tensors(path, {})
-        for k in ["P", "head.weight", "head.bias"]:
-            assert torch.allclose(got[k], src[k], atol=1e-6), (n, k)
-
-
-def test_attn_identity_trains_only_w_v_and_each_target_prompt_is_its_own_source_prompt_times_w_v(
-    source_run, tmp_path
-):
-    out = copy_run(source_run[0], tmp_path / "run")
-    argv = ["--stage", "target", "--attn", "identity", "--overwrite", "--lr", "1e-2"]
-    train.main(argv + ["--max-steps", "3", "--out", out])
-    psi, _ = runfiles.load_tensors(os.path.join(out, "psi.safetensors"), {})
-    assert set(psi) == {"W_V"} and not torch.allclose(psi["W_V"], torch.eye(32))  # W_V, alone
-    for i, n in enumerate(TASKS):
-        src, _ = runfiles.load_tensors(os.path.join(out, "source", f"{n}.safetensors"), {})
-        got, _ = runfiles.load_tensors(os.path.join(out, "target", f"{n}.safetensors"), {})
-        assert torch.allclose(got["P"], src["P"] @ psi["W_V"], atol=1e-5)
-        assert torch.equal(got["A"], torch.eye(2)[i])
-
-
+# The input cap, eval.py's --methods, and results/table1_merge.py.
 def test_max_tokens_caps_every_input_and_later_stages_keep_the_runs_cap(tmp_path, capsys):
     tiny = make_tiny_encoder(tmp_path / "tiny")
     out = str(tmp_path / "run")

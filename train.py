@@ -85,9 +85,10 @@ ap.error = fail
 
 
 def method_defaults(source, target, finetune):
-    """{method: its flags when left unset}: prompt tuning and the prompt baselines train at stage
-    source's settings, AMP at stage target's; PT continued: source's rates for target's epochs."""
-    prompts = dict.fromkeys(["prompt", "spot-s", "spot-m", "attempt", "tpt", "select"], source)
+    """{method: its flags when left unset}: prompt tuning, the prompt baselines and AMP then tuned
+    train at stage source's settings, AMP at stage target's; PT continued: source's rates for
+    target's epochs."""
+    prompts = dict.fromkeys("prompt spot-s spot-m attempt tpt select amp-tuned".split(), source)
     tuned_on = dict(source, epochs=target["epochs"])
     amp = {"amp": target, "amp-maxpool": target}
     return {**prompts, **amp, "finetune": finetune, "pt-continued": tuned_on}
@@ -280,9 +281,10 @@ def baseline(args, cfg):
     env = setup(args, args.tasks)
     if args.method == "select":
         return select(args, env)
-    if args.method == "pt-continued":  # each task's source prompt and head, tuned on
-        init = dict(zip(args.tasks, source_prompts(args.out, env, args.tasks)))  # and the heads
-        folder = "pt-continued/target"
+    if args.method in ("pt-continued", "amp-tuned"):  # each task's source (AMP's target) prompt
+        part = "source" if args.method == "pt-continued" else "target"  # and head, tuned on
+        init = dict(zip(args.tasks, source_prompts(args.out, env, args.tasks, part)))
+        folder = f"{args.method}/target"
         return stage_source(args, env, args.tasks, folder=folder, init=init, new_heads=False)
     recipe = {"attempt": attempt_jobs, "tpt": tpt_jobs, "finetune": finetune_jobs}[args.method]
     for jobs in recipe(args, env, args.tasks):

@@ -1,0 +1,29 @@
+"""What several test files share: source_run, a tiny stage 1 (test_amp.py's tiny encoder, two demo
+tasks, 2 steps), made once per test file, and copy_run, a copy of it to change."""
+
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import amp  # noqa: E402
+import train  # noqa: E402
+from test_amp import make_tiny_encoder  # noqa: E402
+
+TASKS = ["senti_food", "colours"]
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory):
+    tiny = make_tiny_encoder(tmp_path_factory.mktemp("tiny"))
+    out = str(tmp_path_factory.mktemp("methods") / "run")
+    small = ["--max-train", "32", "--max-eval", "30", "--prompt-len", "4", "--max-steps", "2"]
+    argv = ["--stage", "source", "--tasks", ",".join(TASKS), "--model", tiny, *small]
+    train.main(argv + ["--out", out])
+    return out, sum(p.numel() for p in amp.load_encoder(tiny)[0].parameters())
+
+
+def copy_run(src, dst):
+    shutil.copytree(src, dst)
+    return str(dst)
