@@ -11,6 +11,7 @@
 #   t2       --mix-temperature 2             3 epochs, temperature mixing r_t ∝ N_t^(1/2) (ours)
 #   t2h      --mix-temperature 2 --train-heads
 #   e15t2h   --epochs 15 --mix-temperature 2 --train-heads
+#   tuned    --method amp-tuned              on a copy of `default`: each task tuned from AMP's P'_t (ours)
 # Last, results/lowres_budget.json: per variant and seed, the mean over the three 32-row tasks and over the
 # other five, on test and on dev, and the paired difference to prompt tuning (mean ± std over the seeds run).
 #   VARIANTS="heads3" results/lowres_budget.sh
@@ -25,15 +26,17 @@ for s in ${SEEDS-0 1 2}; do
     python train.py --stage source --tasks lowres --seed $s --out $run $([ -f $run/config.json ] && echo --resume)
   for v in ${VARIANTS-default heads3 e15 e15h grouped t2 t2h e15t2h}; do
     out=${run}_$v json=results/lowres_budget_${v}_seed$s.json dev=results/lowres_budget_${v}_dev_seed$s.json
+    m=$([ $v = tuned ] && echo amp-tuned || echo amp)   # the method the variant trains
     if ! [ -f $json ]; then
       flags=$(case $v in heads3) echo --train-heads;; e15) echo --epochs 15;; e15h) echo --epochs 15 --train-heads;;
               grouped) echo --mix-grouped;; t2) echo --mix-temperature 2;; t2h) echo --mix-temperature 2 --train-heads;;
-              e15t2h) echo --epochs 15 --mix-temperature 2 --train-heads;; esac)
+              e15t2h) echo --epochs 15 --mix-temperature 2 --train-heads;; tuned) echo --method amp-tuned;; esac)
+      [ $v = tuned ] && ! [ -d $out ] && cp -r ${run}_default $out && rm -f $out/eval*.json
       [ -d $out ] || cp -r $run $out
       python train.py --stage target --out $out $flags $([ -f $out/ckpt.pt ] && echo --resume)
-      python eval.py --out $out --methods prompt,amp --json $json > $out.txt
+      python eval.py --out $out --methods prompt,$m --json $json > $out.txt
     fi
-    [ -f $dev ] || python results/dev_scores.py --out $out --methods prompt amp --json $dev >> $out.txt
+    [ -f $dev ] || python results/dev_scores.py --out $out --methods prompt $m --json $dev >> $out.txt
   done
 done
 python - <<'EOF'
@@ -45,6 +48,8 @@ for path in sorted(glob.glob("results/lowres_budget_*_seed*.json")):
     v, dev, s = re.match(r"results/lowres_budget_(\w+?)(_dev)?_seed(\d)\.json", path).groups()
     J = json.load(open(path))
     T = next(iter(J.values())) if dev else {t: {m: x[0] for m, x in r.items()} for t, r in J["table1"].items()}
+    rename = lambda m: "amp" if m == "amp-tuned" else m  # tuned: AMP then tuned, in the column amp
+    T = {rename(k): v for k, v in T.items()} if dev else {t: {rename(m): x for m, x in r.items()} for t, r in T.items()}
     get = (lambda m, t: T[m][t]) if dev else (lambda m, t: T[t][m])
     split = "dev" if dev else "test"
     mean = lambda m, ts: float(np.mean([get(m, t) for t in ts]))
