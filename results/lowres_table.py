@@ -1,0 +1,120 @@
+"""results/lowres_table.py: the lowres suite's table of every method, from committed JSON alone:
+prompt tuning, AMP's variants (results/lowres_budget.sh), SPoT-s and ATTEMPT (seed 0,
+results/lowres_baselines_seed0.json), SPoT-m from each 32-row target's best sibling and the measured
+best single source (results/spot_sibling_lowres.json; 32-row tasks only), select
+(results/select_lowres.sh). Per row: the test mean over the three 32-row tasks, the other five,
+all eight; each minus prompt tuning, paired by seed (mean ± std over the seeds the row has); and
+for AMP's variants the same on dev, which picks "the best AMP combination": the variant with the
+highest dev mean over all eight tasks (ties: the one listed first).
+  python results/lowres_table.py --json results/lowres_table.json
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SMALL = ["senti_food_32", "para_people_32", "entail_trips_32"]
+VARIANTS = [  # (variant of lowres_budget.sh, row, budget)
+    ("default", "AMP (paper)", "+3 epochs, ψ"),
+    ("e15", "AMP (paper), 15 epochs", "+15 epochs, ψ"),
+    ("heads3", "AMP, heads trained (ours)", "+3 epochs, ψ and heads"),
+    ("e15h", "AMP, heads trained, 15 epochs (ours)", "+15 epochs, ψ and heads"),
+    ("grouped", "AMP, --mix-grouped (ours)", "+3 epochs, ψ"),
+    ("t2", "AMP, --mix-temperature 2 (ours)", "+3 epochs, ψ"),
+    ("t2h", "AMP, T = 2, heads trained (ours)", "+3 epochs, ψ and heads"),
+    ("e15t2h", "AMP, T = 2, heads trained, 15 epochs (ours)", "+15 epochs, ψ and heads"),
+    ("tuned", "AMP, then tuned (ours)", "+3 epochs ψ, then +15 a task"),
+]
+ap = argparse.ArgumentParser(description="The lowres table of every method, from results/*.json.")
+ap.add_argument("--json", help="write the table here")
+
+
+def test_scores(path, column):
+    """{task: test score} of one column of an eval.py --json file (its first run)."""
+    J = json.load(open(path))
+    if "table1" in J:
+        return {t: r[column][0] for t, r in J["table1"].items() if column in r}
+    return {t: next(iter(m.values())) for t, m in J["scores"][column].items()}
+
+
+def means(scores):
+    """(small, others, all) means of {task: score}; None where the tasks are missing."""
+    rest = [t for t in scores if t not in SMALL]
+    mean = lambda ts: float(np.mean([scores[t] for t in ts])) if ts else None
+    return mean([t for t in SMALL if t in scores]), mean(rest), mean(list(scores))
+
+
+def row(per_seed, pt):
+    """{seeds, small, others, all: mean ± std over seeds; d_*: minus prompt tuning, paired}."""
+    out = dict(seeds=sorted(per_seed))
+    for i, g in enumerate(["small", "others", "all"]):
+        x = {s: m[i] for s, m in per_seed.items() if m[i] is not None}
+        if x:
+            d = [x[s] - pt[s][i] for s in x]
+            out[g] = [float(np.mean(list(x.values()))), float(np.std(list(x.values())))]
+            out["d_" + g] = [float(np.mean(d)), float(np.std(d))]
+    return out
+
+
+def main():
+    args, rows = ap.parse_args(), {}
+    budget = lambda v: glob.glob(os.path.join(HERE, f"lowres_budget_{v}_seed[0-9].json"))
+    seed = lambda p: int(re.search(r"seed(\d)", p).group(1))
+    pt = {seed(p): means(test_scores(p, "prompt")) for p in budget("*")}  # one stage 1 a seed
+    rows["prompt tuning"] = dict(row(pt, pt), budget="15 epochs, prompt and head")
+    dev_pt, dev_rows = {}, {}
+    for v, name, cost in VARIANTS:
+        col = "amp-tuned" if v == "tuned" else "amp"
+        found = {seed(p): means(test_scores(p, col)) for p in budget(v)}
+        if not found:
+            continue
+        rows[name] = dict(row(found, pt), budget="stage 1, then " + cost)
+        devs = glob.glob(os.path.join(HERE, f"lowres_budget_{v}_dev_seed*.json"))
+        dev = {seed(p): next(iter(json.load(open(p)).values())) for p in devs}
+        dev_pt.update({s: means(d["prompt"]) for s, d in dev.items()})
+        dev_rows[name] = {s: means(d[col]) for s, d in dev.items()}
+    for name, d in dev_rows.items():
+        rows[name]["dev"] = row(d, dev_pt)
+    full = {n: r for n, r in dev_rows.items() if len(r) == 3}  # every seed scored on dev
+    best = max(full, key=lambda n: rows[n]["dev"]["all"][0]) if full else None
+    rows["best AMP combination (on dev)"] = dict(rows[best], picked=best) if best else {}
+    base = json.load(open(os.path.join(HERE, "lowres_baselines_seed0.json")))
+    for m, name in [("spot-s", "SPoT-s"), ("attempt", "ATTEMPT")]:
+        x = means({t: next(iter(s.values())) for t, s in base["scores"][m].items()})
+        rows[name] = dict(row({0: x}, pt), budget="15 epochs (seed 0 only)")
+    sib = json.load(open(os.path.join(HERE, "spot_sibling_lowres.json")))
+    for key, name in [("test", "SPoT-m from the best sibling"), ("best", "best single source")]:
+        pick = lambda r: r[key][1] if key == "best" else r[key]  # 32-row tasks only
+        seeds = {int(s[4:]): v for s, v in sib.items() if s.startswith("seed")}
+        per = {
+            s: (float(np.mean([pick(r) for r in v.values()])), None, None) for s, v in seeds.items()
+        }
+        rows[name] = dict(row(per, pt), budget="stage 1, then 15 epochs on the target")
+    sel = glob.glob(os.path.join(HERE, "select_lowres_seed*.json"))
+    per = {seed(p): means(test_scores(p, "select")) for p in sel}
+    rows["select (ours)"] = dict(row(per, pt), budget="stage 1, then 15 epochs per try (0-3 tries)")
+    cell = lambda r, k: f"{r[k][0]:.1f} ± {r[k][1]:.1f}" if k in r else ""
+    print("| row | seeds | small (3) | others (5) | all (8) | Δ small | Δ all | budget |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        cells = [cell(r, k) for k in ("small", "others", "all", "d_small", "d_all")]
+        label = name + (f": {r['picked']}" if "picked" in r else "")
+        print(
+            f"| {label} | {len(r.get('seeds', []))} | {' | '.join(cells)} | {r.get('budget', '')} |"
+        )
+    print("\nAMP's variants on dev (the rows that pick the best combination):")
+    for name in dev_rows:
+        r = rows[name]["dev"]
+        cells = [cell(r, k) for k in ("small", "others", "all", "d_small", "d_all")]
+        print(f"| {name} | {len(r['seeds'])} | {' | '.join(cells)} |")
+    if args.json:
+        json.dump(rows, open(args.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
