@@ -63,7 +63,8 @@ def row(per_seed, pt):
 
 def main():
     args, rows = ap.parse_args(), {}
-    budget = lambda v: glob.glob(os.path.join(HERE, f"lowres_budget_{v}_seed[0-9].json"))
+    files = lambda v: glob.glob(os.path.join(HERE, f"lowres_budget_{v}_seed[0-9].json"))
+    budget = lambda v: [p for p in files(v) if "_dev_" not in p]  # reporting rows
     seed = lambda p: int(re.search(r"seed(\d)", p).group(1))
     pt = {seed(p): means(test_scores(p, "prompt")) for p in budget("*")}  # one stage 1 a seed
     rows["prompt tuning"] = dict(row(pt, pt), budget="15 epochs, prompt and head")
