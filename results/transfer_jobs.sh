@@ -1,0 +1,30 @@
+#!/bin/bash
+# transfer.py --jobs 2 against --jobs 1 on the same tunings: the 7 tunings into senti_food_32 (one from each other
+# task's source prompt) of lowres seed 1's stage-2 run (runs/lr1_heads3, as results/lowres_budget.sh makes it), at
+# --max-steps 10, each in a fresh copy of that run without its transfer/ folder. Prints both wall times and whether
+# the tuned prompts are byte-identical; writes results/transfer_jobs.json. Run it with both cores free.
+#   results/transfer_jobs.sh
+set -e
+cd "$(dirname "$0")/.."
+. .venv/bin/activate 2>/dev/null || true
+export HF_HUB_OFFLINE=1
+src=runs/lr1_heads3
+for j in 1 2; do
+  rm -rf runs/tj$j && cp -r $src runs/tj$j && rm -rf runs/tj$j/transfer runs/tj$j/transfer.json
+  t0=$(date +%s.%N)
+  python transfer.py --out runs/tj$j --targets senti_food_32 --max-steps 10 --jobs $j > runs/tj$j.txt 2>&1
+  echo "$j $t0 $(date +%s.%N)" >> runs/tj_times.txt
+done
+python - <<'EOF'
+import glob, hashlib, json, os
+rows = [line.split() for line in open("runs/tj_times.txt").read().split("\n") if line][-2:]
+times = {j: float(end) - float(start) for j, start, end in rows}
+files = lambda j: sorted(glob.glob(f"runs/tj{j}/transfer/*/spot-m/target/*.safetensors"))
+sha = lambda j: [hashlib.sha256(open(f, "rb").read()).hexdigest() for f in files(j)]
+same = len(files(1)) == 7 and sha(1) == sha(2)
+out = dict(seconds_jobs1=times["1"], seconds_jobs2=times["2"], identical=same,
+           speedup=times["1"] / times["2"], cores=os.cpu_count(), load=os.getloadavg())
+json.dump(out, open("results/transfer_jobs.json", "w"), indent=1)
+print(out)
+EOF
+rm -f runs/tj_times.txt
