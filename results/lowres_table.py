@@ -68,19 +68,23 @@ def main():
     seed = lambda p: int(re.search(r"seed(\d)", p).group(1))
     pt = {seed(p): means(test_scores(p, "prompt")) for p in budget("*")}  # one stage 1 a seed
     rows["prompt tuning"] = dict(row(pt, pt), budget="15 epochs, prompt and head")
-    dev_pt, dev_rows = {}, {}
+    dev_pt, dev_rows, test_rows = {}, {}, {}
     for v, name, cost in VARIANTS:
         col = "amp-tuned" if v == "tuned" else "amp"
         found = {seed(p): means(test_scores(p, col)) for p in budget(v)}
         if not found:
             continue
-        rows[name] = dict(row(found, pt), budget="stage 1, then " + cost)
+        rows[name], test_rows[name] = dict(row(found, pt), budget="stage 1, then " + cost), found
         devs = glob.glob(os.path.join(HERE, f"lowres_budget_{v}_dev_seed*.json"))
         dev = {seed(p): next(iter(json.load(open(p)).values())) for p in devs}
         dev_pt.update({s: means(d["prompt"]) for s, d in dev.items()})
         dev_rows[name] = {s: means(d[col]) for s, d in dev.items()}
-    for name, d in dev_rows.items():
+    paper = VARIANTS[0][1]
+    for name, d in dev_rows.items():  # minus prompt tuning, and minus the paper's AMP, by seed
         rows[name]["dev"] = row(d, dev_pt)
+        rows[name]["dev"]["vs paper"] = row(d, {s: dev_rows[paper][s] for s in d})
+        both = [s for s in d if s in test_rows[name] and s in test_rows[paper]]  # paired
+        rows[name]["vs paper"] = row({s: test_rows[name][s] for s in both}, test_rows[paper])
     full = {n: r for n, r in dev_rows.items() if len(r) == 3}  # every seed scored on dev
     best = max(full, key=lambda n: rows[n]["dev"]["all"][0]) if full else None
     rows["best AMP combination (on dev)"] = dict(rows[best], picked=best) if best else {}
@@ -108,10 +112,12 @@ def main():
         print(
             f"| {label} | {len(r.get('seeds', []))} | {' | '.join(cells)} | {r.get('budget', '')} |"
         )
-    print("\nAMP's variants on dev (the rows that pick the best combination):")
+    print("\nAMP's variants on dev (they pick the best combination), and minus the paper's AMP:")
+    print("| row | seeds | small | others | all | Δ small | Δ all | − paper's, all: dev | test |")
     for name in dev_rows:
-        r = rows[name]["dev"]
+        r, vs = rows[name]["dev"], [rows[name]["dev"]["vs paper"], rows[name]["vs paper"]]
         cells = [cell(r, k) for k in ("small", "others", "all", "d_small", "d_all")]
+        cells += [cell(x, "d_all") for x in vs]
         print(f"| {name} | {len(r['seeds'])} | {' | '.join(cells)} |")
     if args.json:
         json.dump(rows, open(args.json, "w"), indent=1)
