@@ -34,11 +34,11 @@ def sibling_rows(run, seed):
     for T in m["targets"]:
         family = DEMO[T.removesuffix("_32")][0]
         siblings = [S for S in m["sources"] if S in DEMO and DEMO[S][0] == family and S != T]
-        dev = {}
-        for S in siblings:
+        dev = {}  # read only where there is a choice
+        for S in siblings if len(siblings) > 1 else []:
             path = os.path.join(run, "transfer", S, "spot-m", "target", f"{T}.json")
             dev[S] = json.load(open(path))["best_dev"]
-        S = max(siblings, key=dev.get)  # a tie: the first in the suite's order
+        S = max(siblings, key=lambda s: dev.get(s, 0))  # a tie: the first in the suite's order
         test = lambda s: m["pt"][T] + m["measured"][T][s]
         best = max(m["measured"][T], key=m["measured"][T].get)
         rows[T] = dict(sibling=S, dev=dev, test=test(S), best=[best, test(best)], pt=m["pt"][T])
