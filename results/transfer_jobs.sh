@@ -1,8 +1,8 @@
 #!/bin/bash
 # transfer.py --jobs 2 against --jobs 1 on the same tunings: the 7 tunings into senti_food_32 (one from each other
 # task's source prompt) of lowres seed 1's stage-2 run (runs/lr1_heads3, as results/lowres_budget.sh makes it), at
-# --max-steps 10, each in a fresh copy of that run without its transfer/ folder. Prints both wall times and whether
-# the tuned prompts are byte-identical; writes results/transfer_jobs.json. Run it with both cores free.
+# stage source's flags (15 epochs, early stopping), each in a fresh copy of that run without its transfer/ folder. Prints both wall times and whether
+# the tuned prompts and heads are identical tensors; writes results/transfer_jobs.json. Run it with both cores free.
 #   results/transfer_jobs.sh
 set -e
 cd "$(dirname "$0")/.."
@@ -12,16 +12,17 @@ src=runs/lr1_heads3
 for j in 1 2; do
   rm -rf runs/tj$j && cp -r $src runs/tj$j && rm -rf runs/tj$j/transfer runs/tj$j/transfer.json
   t0=$(date +%s.%N)
-  python transfer.py --out runs/tj$j --targets senti_food_32 --max-steps 10 --jobs $j > runs/tj$j.txt 2>&1
+  python transfer.py --out runs/tj$j --targets senti_food_32 --jobs $j > runs/tj$j.txt 2>&1
   echo "$j $t0 $(date +%s.%N)" >> runs/tj_times.txt
 done
 python - <<'EOF'
-import glob, hashlib, json, os
+import glob, json, os
 rows = [line.split() for line in open("runs/tj_times.txt").read().split("\n") if line][-2:]
 times = {j: float(end) - float(start) for j, start, end in rows}
 files = lambda j: sorted(glob.glob(f"runs/tj{j}/transfer/*/spot-m/target/*.safetensors"))
-sha = lambda j: [hashlib.sha256(open(f, "rb").read()).hexdigest() for f in files(j)]
-same = len(files(1)) == 7 and sha(1) == sha(2)
+from safetensors.torch import load_file
+pairs = [(load_file(a), load_file(b)) for a, b in zip(files(1), files(2))]
+same = len(pairs) == 7 and all(all(x[k].equal(y[k]) for k in x) for x, y in pairs)
 out = dict(seconds_jobs1=times["1"], seconds_jobs2=times["2"], identical=same,
            speedup=times["1"] / times["2"], cores=os.cpu_count(), load=os.getloadavg())
 json.dump(out, open("results/transfer_jobs.json", "w"), indent=1)
