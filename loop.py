@@ -182,8 +182,8 @@ def job_batches(args, env, names):
         seed = seed_for(args.seed, names[0])
         return lambda e: [[(ids[0], i) for i in b] for b in task_batches(lengths, B, seed, e)]
     sizes = [len(env["train"][t]) for t in ids]
-    lengths = [[len(x) for x in env["train"][t]["input_ids"]] for t in ids]
-    mix = dict(T=args.mix_temperature, lengths=lengths if args.mix_grouped else None)
+    lengths = [[len(x) for x in env["train"][t]["input_ids"]] for t in ids if args.mix_grouped]
+    mix = dict(T=args.mix_temperature, lengths=lengths or None)  # read only when grouping
     batches = lambda e: epoch_batches(sizes, B, args.seed, e, **mix)
     return lambda e: [[(ids[p], i) for p, i in b] for b in batches(e)]
 
