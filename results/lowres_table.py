@@ -1,11 +1,12 @@
 """results/lowres_table.py: the lowres suite's table of every method, from committed JSON alone:
-prompt tuning, AMP's variants (results/lowres_budget.sh), SPoT-s and ATTEMPT (seed 0,
-results/lowres_baselines_seed0.json), SPoT-m from each 32-row target's best sibling and the measured
-best single source (results/spot_sibling_lowres.json; 32-row tasks only), select
-(results/select_lowres.sh). Per row: the test mean over the three 32-row tasks, the other five,
-all eight; each minus prompt tuning, paired by seed (mean ± std over the seeds the row has); and
-for AMP's variants the same on dev, which picks "the best AMP combination": the variant with the
-highest dev mean over all eight tasks (ties: the one listed first).
+prompt tuning, AMP's variants (results/lowres_budget.sh), SPoT-s and ATTEMPT
+(results/lowres_baselines_seed<s>.json, results/lowres_baselines.sh), SPoT-m from each 32-row
+target's best sibling and the measured best single source (results/spot_sibling_lowres.json;
+32-row tasks only), select (results/select_lowres.sh). Per row: the test mean over the three
+32-row tasks, the other five, all eight; each minus prompt tuning, paired by seed (mean ± std over
+the seeds the row has); and for AMP's variants the same on dev, which picks "the best AMP
+combination": the variant with the highest dev mean over all eight tasks (ties: the one listed
+first).
   python results/lowres_table.py --json results/lowres_table.json
 """
 
@@ -88,10 +89,10 @@ def main():
     full = {n: r for n, r in dev_rows.items() if len(r) == 3}  # every seed scored on dev
     best = max(full, key=lambda n: rows[n]["dev"]["all"][0]) if full else None
     rows["best AMP combination (on dev)"] = dict(rows[best], picked=best) if best else {}
-    base = json.load(open(os.path.join(HERE, "lowres_baselines_seed0.json")))
+    base = glob.glob(os.path.join(HERE, "lowres_baselines_seed[0-9].json"))
     for m, name in [("spot-s", "SPoT-s"), ("attempt", "ATTEMPT")]:
-        x = means({t: next(iter(s.values())) for t, s in base["scores"][m].items()})
-        rows[name] = dict(row({0: x}, pt), budget="15 epochs (seed 0 only)")
+        per = {seed(p): means(test_scores(p, m)) for p in base}
+        rows[name] = dict(row(per, pt), budget="stage 1, then 15 epochs")
     sib = json.load(open(os.path.join(HERE, "spot_sibling_lowres.json")))
     for key, name in [("test", "SPoT-m from the best sibling"), ("best", "best single source")]:
         pick = lambda r: r[key][1] if key == "best" else r[key]  # 32-row tasks only

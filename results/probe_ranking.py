@@ -1,11 +1,13 @@
 """results/probe_ranking.py: the probe's source ranking held against the measured transfer, from
-committed JSON alone: the probe's dev scores (results/select_lowres_probe_seed<s>.json, written by
-results/select_lowres.sh) against the transfer measured on the reporting rows by transfer.py
-(results/transfer_lowres_seed<s>.json), per target: Spearman's ρ over the other sources, whether the
-probe's top source is the best measured one, and that source's measured transfer. Both runs start
-from the same stage 1 (results/lowres.sh's, one seed): prompt tuning's test scores are compared to
-check it. transfer.py gives the same numbers for a run holding both (its "probe" ranking).
-  python results/probe_ranking.py --seeds 0
+committed JSON alone: the probe's dev scores against the transfer measured on the reporting rows by
+transfer.py, per target: Spearman's ρ over the other sources, whether the probe's top source is the
+best measured one, and that source's measured transfer. Per suite (FILES): lowres, the probe of
+results/select_lowres.sh against results/transfer_lowres_seed<s>.json; real, the probe of
+results/table1_select.sh against results/transfer_real.json (section 6b's runs). Both sides start
+from the same stage 1 (one seed): prompt tuning's reporting scores are compared to check it.
+transfer.py gives the same numbers for a run holding both (its "probe" ranking).
+  python results/probe_ranking.py --seeds 0 1 2
+  python results/probe_ranking.py --suite real --seeds 0 1 2
 """
 
 import argparse
@@ -19,21 +21,32 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from transfer import spearman  # noqa: E402
 
+FILES = {  # suite: the probe's dev scores, the measured transfer, prompt tuning's scores (seed s)
+    "lowres": ["select_lowres_probe_seed{s}.json", "transfer_lowres_seed{s}.json",
+               "select_lowres_seed{s}.json"],
+    "real": ["table1_probe_seed{s}.json", "transfer_real.json", "table1_select_seed{s}.json"],
+}  # fmt: skip
 ap = argparse.ArgumentParser(description="The probe's ranking against measured transfer.")
-ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="lowres seeds with both files")
+ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds with all three files")
+ap.add_argument("--suite", choices=list(FILES), default="lowres", help="which runs (FILES)")
+
+
+def measured(path, s):
+    """transfer.py's run of seed s in path: the one run of a one-seed file, else runs/t<s>'s."""
+    runs = json.load(open(path))["runs"]
+    return runs[f"runs/t{s}"] if len(runs) > 1 else next(iter(runs.values()))
 
 
 def main():
     args, rho, hits = ap.parse_args(), [], 0
     for s in args.seeds:
-        probe = json.load(open(os.path.join(HERE, f"select_lowres_probe_seed{s}.json")))
+        paths = [os.path.join(HERE, f.format(s=s)) for f in FILES[args.suite]]
+        probe, run = json.load(open(paths[0])), measured(paths[1], s)
         R = {T: dict(zip(probe["tasks"], row)) for T, row in zip(probe["tasks"], probe["dev"])}
-        run = list(
-            json.load(open(os.path.join(HERE, f"transfer_lowres_seed{s}.json")))["runs"].values()
-        )[0]
-        pt = json.load(open(os.path.join(HERE, f"select_lowres_seed{s}.json")))["table1"]
+        pt = json.load(open(paths[2]))["table1"]
         for T, M in run["measured"].items():
-            assert pt[T]["prompt"][0] == run["pt"][T], f"seed {s}: not the same stage 1 ({T})"
+            same = abs(pt[T]["prompt"][0] - run["pt"][T]) < 1e-9
+            assert same, f"seed {s}: not the same stage 1 ({T})"
             sources = list(M)
             r = spearman([R[T][S] for S in sources], [M[S] for S in sources])
             top, best = max(sources, key=lambda S: R[T][S]), max(sources, key=M.get)
