@@ -49,7 +49,8 @@ def states(model, P, data, device, rows=MAX_ROWS):
 
 def fit_head(X, y, C, l2=1e-2, steps=100):
     """A linear head on standardised states X (N, d): ridge regression (C = 1) in closed form, else
-    multinomial logistic regression with an L2 penalty, by L-BFGS. Returns predict(X') -> labels."""
+    multinomial logistic regression with an L2 penalty, by L-BFGS. Returns head(X') -> (N', C)
+    logits, or (N',) predictions for a regression task."""
     mu, sd = X.mean(0), X.std(0) + 1e-6
     design = lambda X_: torch.cat([(X_ - mu) / sd, X_.new_ones(len(X_), 1)], 1)  # (N, d + 1)
     Z = design(X)
@@ -71,7 +72,7 @@ def fit_head(X, y, C, l2=1e-2, steps=100):
     with torch.enable_grad():
         opt.step(closure)
     W = W.detach()
-    return lambda X_: (design(X_) @ W).argmax(1)
+    return lambda X_: design(X_) @ W  # (N', C)
 
 
 def probe_row(model, P, train, dev, info, device):
@@ -80,8 +81,8 @@ def probe_row(model, P, train, dev, info, device):
     y, gold = train["label"][:MAX_ROWS], dev["label"][:MAX_ROWS]
     groups = dev["group"][:MAX_ROWS]
     for S in range(len(P)):
-        predict = fit_head(states(model, P[S], train, device), y, C)
-        pred = predict(states(model, P[S], dev, device)).tolist()
+        out = fit_head(states(model, P[S], train, device), y, C)(states(model, P[S], dev, device))
+        pred = (out if C == 1 else out.argmax(1)).tolist()
         row.append(score(metric, pred, gold, groups)[metric[0]])
     return row
 
