@@ -39,6 +39,19 @@ def rows(n, seed):
     return datasets.Dataset.from_dict(data)
 
 
+def stage_one(tmp_path, monkeypatch):
+    """A tiny stage 1 of three tasks; returns (run folder, tasks, {folder: starts}), the starts each
+    later stage_source call tunes from, by the folder it writes."""
+    tiny, out = make_tiny_encoder(tmp_path / "tiny"), str(tmp_path / "run")
+    names = ["senti_food", "senti_movies", "colours"]
+    train.main(["--stage", "source", "--tasks", ",".join(names), "--model", tiny, *SMALL,
+                "--out", out, "--max-steps", "4"])  # fmt: skip
+    starts, real = {}, train.stage_source
+    monkeypatch.setattr(train, "stage_source", lambda *a, folder, init=None, **k: starts.update(
+        {folder: init}) or real(*a, folder=folder, init=init, **k))  # fmt: skip
+    return out, names, starts
+
+
 def test_probe_puts_first_the_source_whose_states_separate_the_target():
     P = torch.zeros(3, 2, 2)  # (n, l, d): source 2 carries the signal, 0 and 1 do not
     P[2, 0, 0] = 1.0
@@ -79,21 +92,17 @@ def test_keep_best_keeps_the_files_with_the_best_dev_and_marks_their_source(tmp_
 def test_select_tunes_from_each_pick_and_a_task_with_none_keeps_its_own_files(
     tmp_path, monkeypatch
 ):
-    tiny, out = make_tiny_encoder(tmp_path / "tiny"), str(tmp_path / "run")
-    names = ["senti_food", "senti_movies", "colours"]
-    train.main(["--stage", "source", "--tasks", ",".join(names), "--model", tiny, *SMALL,
-                "--out", out, "--max-steps", "4"])  # fmt: skip
-    starts, real = [], train.stage_source
-    monkeypatch.setattr(train, "stage_source", lambda *a, init=None, **k: starts.append(init)
-                        or real(*a, init=init, **k))  # fmt: skip
+    out, names, starts = stage_one(tmp_path, monkeypatch)
     picks = {0: [2, 1], 1: [], 2: [0]}  # senti_food: colours, then senti_movies; senti_movies: none
     monkeypatch.setattr(train, "candidates", lambda row, i, tries, margin: picks[i])
     train.main(["--stage", "target", "--method", "select", "--max-steps", "4", "--out", out])
     P = {t: train.load_tensors(f"{out}/source/{t}.safetensors", {})[0]["P"] for t in names}
-    assert [sorted(s) for s in starts] == [["colours", "senti_food"], ["senti_food"], []]
-    assert torch.equal(starts[0]["senti_food"], P["colours"])
-    assert torch.equal(starts[0]["colours"], P["senti_food"])
-    assert torch.equal(starts[1]["senti_food"], P["senti_movies"])
+    assert list(starts) == ["select/try1", "select/try2", "select/try3"]  # no mix without the flag
+    tries = list(starts.values())
+    assert [sorted(s) for s in tries] == [["colours", "senti_food"], ["senti_food"], []]
+    assert torch.equal(tries[0]["senti_food"], P["colours"])
+    assert torch.equal(tries[0]["colours"], P["senti_food"])
+    assert torch.equal(tries[1]["senti_food"], P["senti_movies"])
     probe_json = json.load(open(os.path.join(out, "select", "probe.json")))
     assert probe_json["tasks"] == names and len(probe_json["dev"]) == 3
     A = json.load(open(os.path.join(out, "select", "attention.json")))
@@ -109,3 +118,32 @@ def test_select_tunes_from_each_pick_and_a_task_with_none_keeps_its_own_files(
     scores = json.load(open(os.path.join(out, "eval.json")))["scores"]
     assert scores["select"]["senti_movies"] == scores["prompt"]["senti_movies"]
     assert os.path.exists(os.path.join(out, "select", "attention.png"))
+
+
+def test_mix_weights_are_the_picks_probe_gains_over_the_own_prompt_normalised():
+    row = [90.0, 50.0, 70.0, 60.0]  # own: index 1; picks 0 and 2 gain 40 and 20
+    assert probe.mix_weights(row, own=1, picks=[0, 2]) == [40 / 60, 0.0, 20 / 60, 0.0]
+
+
+def test_select_mix_starts_from_the_weighted_picks_and_keeps_it_only_if_best_on_dev(
+    tmp_path, monkeypatch
+):
+    out, names, starts = stage_one(tmp_path, monkeypatch)
+    R = [[50.0, 60.0, 80.0], [0.0, 50.0, 0.0], [0.0, 0.0, 50.0]]  # senti_food: both others help
+    monkeypatch.setattr(train, "probe_rows", lambda *a: R)
+    monkeypatch.setattr(train, "candidates", lambda row, i, tries, margin: [[2, 1], [], []][i])
+    train.main(["--stage", "target", "--method", "select", "--select-mix", "--max-steps", "4",
+                "--out", out])  # fmt: skip
+    P = {t: train.load_tensors(f"{out}/source/{t}.safetensors", {})[0]["P"] for t in names}
+    assert list(starts["select/mix"]) == ["senti_food"]  # the only task with two picks
+    w = [0.0, 10 / 40, 30 / 40]  # gains 10 (senti_movies) and 30 (colours) over its own 50
+    want = w[1] * P["senti_movies"] + w[2] * P["colours"]
+    assert torch.allclose(starts["select/mix"]["senti_food"], want, atol=1e-6)
+    tried = {"source": [1.0, 0, 0], "select/try1": [0, 0, 1.0], "select/try2": [0, 1.0, 0]}
+    tried["select/mix"] = w
+    dev = {f: json.load(open(f"{out}/{f}/senti_food.json"))["best_dev"] for f in tried}
+    best = max(tried, key=lambda f: (dev[f], -list(tried).index(f)))  # ties: the earlier
+    A = json.load(open(os.path.join(out, "select", "attention.json")))["A"]
+    assert A[0] == tried[best]
+    read = lambda folder: open(f"{out}/{folder}/senti_food.safetensors", "rb").read()
+    assert read("select/target") == read(best)

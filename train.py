@@ -31,7 +31,7 @@ from data import DataError, load_task, parse_tasks
 from loop import Job, fit
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
 from psi_variants import ValueOnly, start_near_identity
-from probe import candidates, keep_best, probe_rows
+from probe import candidates, keep_best, mix_weights, probe_rows
 from runfiles import load_tensors, log, save_tensors, write_json
 from tokens import tokenize
 
@@ -68,6 +68,7 @@ ap.add_argument("--k", type=int, help="size of queries and keys (default and pap
 ap.add_argument("--spot-source", default="mnli", help="SPoT-m's source task (paper)")
 ap.add_argument("--select-tries", type=int, default=3, help="select: tune from this many sources")
 ap.add_argument("--select-margin", type=float, default=5.0, help="select: probe gain over own")
+ap.add_argument("--select-mix", action="store_true", help="select: also tune from the picks' mix")
 ap.add_argument("--attn", choices=["learned", "identity"], default="learned", help="identity: A=I")
 ap.add_argument("--wv", choices=["train", "fixed"], default="train", help="fixed: W_V = I")
 PSI_INITS = ["identity", "orthonormal", "eye", "random"]  # not in the paper: psi_variants.py
@@ -108,8 +109,8 @@ RUN_KEYS = ["preset", "tasks", "model", "data_dir", "prompt_len", "protocol", "c
             "max_eval", "max_tokens", "seed"]  # what the run is: config.json["run"]
 STAGE_KEYS = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_decay",
               "patience", "k", "scores", "wv", "attn", "psi_init", "train_heads", "encoder_dropout",
-              "ckpt_every", "spot_source", "select_tries", "select_margin", "mix_temperature",
-              "mix_grouped"]  # config.json[method]
+              "ckpt_every", "spot_source", "select_tries", "select_margin", "select_mix",
+              "mix_temperature", "mix_grouped"]  # config.json[method]
 # fmt: on
 
 
@@ -300,7 +301,12 @@ def select(args, env):
     for r in range(args.select_tries):
         init = {t: P[c[r]] for t, c in zip(args.tasks, picks) if len(c) > r}  # (l, d) each
         stage_source(args, env, list(init), folder=f"select/try{r + 1}", init=init)
-    keep_best(args.out, args.tasks, picks)
+    two = [(i, t, c) for i, (t, c) in enumerate(zip(args.tasks, picks)) if len(c) > 1]
+    mixes = {t: mix_weights(R[i], i, c) for i, t, c in two} if args.select_mix else {}
+    init = {t: torch.einsum("j,jld->ld", torch.tensor(w).to(P), P) for t, w in mixes.items()}
+    if init:  # (l, d) each
+        stage_source(args, env, list(init), folder="select/mix", init=init)
+    keep_best(args.out, args.tasks, picks, mixes)
 
 
 def setup(args, names):

@@ -2,11 +2,11 @@
 prompt tuning, AMP's variants (results/lowres_budget.sh), SPoT-s and ATTEMPT
 (results/lowres_baselines_seed<s>.json, results/lowres_baselines.sh), SPoT-m from each 32-row
 target's best sibling and the measured best single source (results/spot_sibling_lowres.json;
-32-row tasks only), select (results/select_lowres.sh). Per row: the test mean over the three
-32-row tasks, the other five, all eight; each minus prompt tuning, paired by seed (mean ± std over
-the seeds the row has); and for AMP's variants the same on dev, which picks "the best AMP
-combination": the variant with the highest dev mean over all eight tasks (ties: the one listed
-first).
+32-row tasks only), select (results/select_lowres.sh, results/select_mix_lowres.sh). Per row:
+the test mean over the three 32-row tasks, the other five, all eight; each minus prompt tuning,
+paired by seed (mean ± std over the seeds the row has); and for AMP's variants the same on dev,
+which picks "the best AMP combination": the variant with the highest dev mean over all eight
+tasks (ties: the one listed first).
   python results/lowres_table.py --json results/lowres_table.json
 """
 
@@ -101,9 +101,12 @@ def main():
             s: (float(np.mean([pick(r) for r in v.values()])), None, None) for s, v in seeds.items()
         }
         rows[name] = dict(row(per, pt), budget="stage 1, then 15 epochs on the target")
-    sel = glob.glob(os.path.join(HERE, "select_lowres_seed*.json"))
-    per = {seed(p): means(test_scores(p, "select")) for p in sel}
-    rows["select (ours)"] = dict(row(per, pt), budget="stage 1, then 15 epochs per try (0-3 tries)")
+    for v, name, n in [("", "select (ours)", 3), ("_mix", "select --select-mix (ours)", 4)]:
+        sel = glob.glob(os.path.join(HERE, f"select{v}_lowres_seed[0-9].json"))
+        per = {seed(p): means(test_scores(p, "select")) for p in sel}
+        if per:
+            cost = f"stage 1, then 15 epochs per try (0-{n} tries)"
+            rows[name] = dict(row(per, pt), budget=cost)
     cell = lambda r, k: f"{r[k][0]:.1f} ± {r[k][1]:.1f}" if k in r else ""
     print("| row | seeds | small (3) | others (5) | all (8) | Δ small | Δ all | budget |")
     print("|---|---|---|---|---|---|---|---|")
