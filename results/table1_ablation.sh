@@ -5,6 +5,7 @@
 #   ptc     prompt tuning continued for the same epochs (--method pt-continued)
 #   wvonly  W_V only, A = I (--attn identity)        aonly    A only, W_V = I (--wv fixed)
 #   uniform AMP from a near-uniform A (--psi-init random)
+#   heads   AMP with the task heads trained beside ψ (--train-heads; ours, not an ablation)
 # AMP itself is the table's AMP column (runs/t$SEED). Writes results/table1_ablation_<variant>_seed<SEED>.json.
 #   SEED=0 VARIANTS="ptc wvonly" results/table1_ablation.sh
 set -e
@@ -19,7 +20,8 @@ for v in ${VARIANTS-ptc wvonly aonly uniform}; do
   case $v in
     ptc) python train.py --stage target --method pt-continued --epochs $E --out $out; m=prompt,pt-continued;;
     *) python train.py --stage target --overwrite --epochs $E --out $out $(case $v in wvonly) echo --attn identity;;
-         aonly) echo --wv fixed;; uniform) echo --psi-init random;; esac); m=prompt,amp;;
+         aonly) echo --wv fixed;; uniform) echo --psi-init random;; heads) echo --train-heads;; esac)
+       m=prompt,amp;;
   esac
   python eval.py --out $out --methods $m --json $json > $out.txt
 done
