@@ -51,8 +51,9 @@ def means(scores):
 
 
 def row(per_seed, pt):
-    """{seeds, small, others, all: mean ± std over seeds; d_*: minus prompt tuning, paired}."""
-    out = dict(seeds=sorted(per_seed))
+    """{seeds, small, others, all: mean ± std over seeds; d_*: minus prompt tuning, paired;
+    by_seed: the small-task mean of each seed}."""
+    out = dict(seeds=sorted(per_seed), by_seed={s: m[0] for s, m in per_seed.items()})
     for i, g in enumerate(["small", "others", "all"]):
         x = {s: m[i] for s, m in per_seed.items() if m[i] is not None}
         if x:
@@ -116,6 +117,14 @@ def main():
         print(
             f"| {label} | {len(r.get('seeds', []))} | {' | '.join(cells)} | {r.get('budget', '')} |"
         )
+    best = "best AMP combination (on dev)"
+    print("\nPaired by seed on the small tasks (mean ± std over seeds; the seeds' values):")
+    for a, b in [("SPoT-s", "AMP (paper)"), ("ATTEMPT", "AMP (paper)"), (best, "SPoT-s"),
+                 (best, "ATTEMPT"), ("select (ours)", "best single source")]:  # fmt: skip
+        x, y = rows[a]["by_seed"], rows[b]["by_seed"]
+        d = [x[s] - y[s] for s in sorted(x) if s in y]
+        each = ", ".join(f"{v:+.1f}" for v in d)
+        print(f"  {a} − {b}: {np.mean(d):+.1f} ± {np.std(d):.1f} ({each})")
     print("\nAMP's variants on dev (they pick the best combination), and minus the paper's AMP:")
     print("| row | seeds | small | others | all | Δ small | Δ all | − paper's, all: dev | test |")
     for name in dev_rows:
