@@ -108,6 +108,13 @@ def main():
         if per:
             cost = f"stage 1, then 15 epochs per try (0-{n} tries)"
             rows[name] = dict(row(per, pt), budget=cost)
+    print_tables(rows, dev_rows)
+    if args.json:
+        json.dump(rows, open(args.json, "w"), indent=1)
+
+
+def print_tables(rows, dev_rows):
+    """Every row on test; the paired rows the text quotes; AMP's variants on dev."""
     cell = lambda r, k: f"{r[k][0]:.1f} ± {r[k][1]:.1f}" if k in r else ""
     print("| row | seeds | small (3) | others (5) | all (8) | Δ small | Δ all | budget |")
     print("|---|---|---|---|---|---|---|---|")
@@ -132,8 +139,6 @@ def main():
         cells = [cell(r, k) for k in ("small", "others", "all", "d_small", "d_all")]
         cells += [cell(x, "d_all") for x in vs]
         print(f"| {name} | {len(r['seeds'])} | {' | '.join(cells)} |")
-    if args.json:
-        json.dump(rows, open(args.json, "w"), indent=1)
 
 
 if __name__ == "__main__":
