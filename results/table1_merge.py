@@ -33,7 +33,7 @@ from eval import METHODS, cell  # noqa: E402
 
 # the variants that results/table1_ablation.sh trains
 ABLATION = {"wvonly": "W_V only", "aonly": "A only", "uniform": "AMP uniform"}
-ABLATION["heads"] = "AMP, heads trained"  # ours, beside the ablations
+ABLATION["heads"] = "AMP, heads"  # ours: --train-heads, beside the ablations
 NAMES = dict(METHODS, **ABLATION)  # Table 1's columns in eval.py's order, then the variants
 SMALL = ["cb", "rte", "mrpc", "stsb"]  # the tasks whose reporting splits are small
 
