@@ -117,8 +117,8 @@ class PromptModel(nn.Module):
         self.encoder.train(mode and self.dropout)
         return self
 
-    def features(self, prompts, input_ids, attention_mask, token_type_ids):
-        """prompts (B, l, d), input_ids (B, T) -> (B, d): the state the heads read."""
+    def hidden(self, prompts, input_ids, attention_mask, token_type_ids):
+        """prompts (B, l, d), input_ids (B, T) -> (B, T, d): the real tokens' last states."""
         B, l = prompts.shape[:2]
         E = self.encoder.get_input_embeddings()(input_ids)  # (B, T, d) word embeddings only
         x = torch.cat([prompts.to(E.dtype), E], dim=1)  # (B, l + T, d)
@@ -126,7 +126,11 @@ class PromptModel(nn.Module):
         kwargs = dict(inputs_embeds=x, attention_mask=torch.cat([ones, attention_mask], dim=1))
         if self.takes_token_types:
             kwargs["token_type_ids"] = torch.cat([0 * ones, token_type_ids], dim=1)  # (B, l + T)
-        return self.encoder(**kwargs).last_hidden_state[:, l]  # (B, d) first real token
+        return self.encoder(**kwargs).last_hidden_state[:, l:]  # (B, T, d)
+
+    def features(self, *inputs):
+        """-> (B, d): the state the heads read, the first real token's."""
+        return self.hidden(*inputs)[:, 0]
 
     def forward(self, prompts, input_ids, attention_mask, token_type_ids, task):
         """-> logits (B, C_max): each example's task head; -inf where a task has fewer classes."""

@@ -45,18 +45,13 @@ ap.add_argument("--json", default=os.path.join(HERE, "probe_variants.json"), hel
 @torch.inference_mode()
 def states(model, P, data):
     """{first, mean}: (N, d) states of data's first N rows read through P (l, d)."""
-    N, l = min(len(data), MAX_ROWS), len(P)
+    N = min(len(data), MAX_ROWS)
     out = {k: torch.zeros(N, model.d, dtype=torch.float64) for k in ("first", "mean")}
     for s in range(0, N, EVAL_BATCH):
         idx = list(range(s, min(N, s + EVAL_BATCH)))
         b = collate([dict(data[i], task=0) for i in idx], model.pad_id)
-        E = model.encoder.get_input_embeddings()(b["input_ids"])  # (B, T, d)
-        ones = b["attention_mask"].new_ones(len(idx), l)  # (B, l)
-        kw = dict(inputs_embeds=torch.cat([P.expand(len(idx), -1, -1), E], 1))
-        kw.update(attention_mask=torch.cat([ones, b["attention_mask"]], 1))
-        if model.takes_token_types:
-            kw["token_type_ids"] = torch.cat([0 * ones, b["token_type_ids"]], 1)
-        H = model.encoder(**kw).last_hidden_state[:, l:]  # (B, T, d) the real tokens
+        inputs = b["input_ids"], b["attention_mask"], b["token_type_ids"]
+        H = model.hidden(P.expand(len(idx), -1, -1), *inputs)  # (B, T, d) the real tokens
         m = b["attention_mask"][:, :, None].to(H.dtype)  # (B, T, 1)
         out["first"][idx] = H[:, 0].double()
         out["mean"][idx] = ((H * m).sum(1) / m.sum(1)).double()
