@@ -35,11 +35,11 @@ import time
 import numpy as np
 import torch
 
-from amp import ModelError, PromptModel, load_encoder
+from amp import ModelError
 from baselines import AttemptAttention, TokenBank, params_per_method, scaled_sizes, tpt_prompt
-from data import DataError, load_task
+from data import DataError
 from demo import DEMO
-from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
+from metrics import EVAL_BATCH, evaluate, input_tokens, open_run, pick_device
 from runfiles import load_tensors, read_json, write_json
 from tokens import tokenize
 
@@ -241,13 +241,7 @@ def evaluate_run(out, batch_size, device, only=None, rescore=False):
     entry in OUT/eval_cache.json is taken from there, unless rescore; the others are scored."""
     run, methods = run_methods(out, only)
     tasks, cap = run["tasks"], (run["prompt_len"], run.get("max_tokens"))
-    encoder, tokenizer = load_encoder(run["model"])
-    flags = [run[k] for k in ("data_dir", "protocol", "carve", "max_train", "max_eval")]
-    loaded = [load_task(t, *flags) for t in tasks]
-    model = PromptModel(encoder, [x["info"]["num_labels"] for x in loaded]).to(device)
-    expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
-    src = [load_tensors(task_file(out, "prompt", t), dict(expect, task=t))[0]["P"] for t in tasks]
-    P_sources = torch.stack(src).to(device)  # (n, l, d)
+    encoder, tokenizer, loaded, model, expect, P_sources = open_run(out, run, device)
     tokens = {x["name"]: input_tokens(x["info"], encoder, tokenizer, *cap) for x in loaded}
     unmeasured = lambda x: f"not measurable: {len(x['report'])} reporting rows"
     notes = {x["name"]: x["note"] if x["measurable"] else unmeasured(x) for x in loaded}

@@ -1,17 +1,21 @@
 """metrics.py: the paper's metrics, a task's split scored through a prompt and the task's head, and
-each task's input length. The training loop (loop.py: dev scores each epoch), eval.py and
-transfer.py (the reporting split) all score through evaluate.
+each task's input length, and a finished run opened for scoring (open_run). The training loop
+(loop.py: dev scores each epoch), eval.py and transfer.py (the reporting split) all score through
+evaluate.
 
 Metrics (paper Table 1): accuracy; Pearson for STS-B; F1a for MultiRC; all in percent.
 Run: python -m pytest -q test_amp.py -k metrics
 """
 
+import os
+
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from amp import max_positions
-from data import DataError, collate
+from amp import PromptModel, load_encoder, max_positions
+from data import DataError, collate, load_task
+from runfiles import load_tensors
 
 # evaluation batches: no gradients are kept, so they can be larger than training batches
 EVAL_BATCH = 64
@@ -104,3 +108,17 @@ def pick_device(name):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def open_run(out, run, device):
+    """Run folder `out` (its config's "run" block) opened for scoring -> (encoder, tokenizer, the
+    tasks as load_task gives them, the model with a head per task, what its files must match,
+    the source prompts P (n, l, d) from OUT/source/)."""
+    encoder, tokenizer = load_encoder(run["model"])
+    flags = [run[k] for k in ("data_dir", "protocol", "carve", "max_train", "max_eval")]
+    loaded = [load_task(t, *flags) for t in run["tasks"]]
+    model = PromptModel(encoder, [x["info"]["num_labels"] for x in loaded]).to(device)
+    expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
+    path = lambda t: os.path.join(out, "source", f"{t}.safetensors")
+    P = [load_tensors(path(t), dict(expect, task=t))[0]["P"] for t in run["tasks"]]
+    return encoder, tokenizer, loaded, model, expect, torch.stack(P).to(device)  # P: (n, l, d)

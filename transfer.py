@@ -41,11 +41,11 @@ import numpy as np
 import torch
 
 import train
-from amp import ModelError, PromptModel, load_encoder
+from amp import ModelError
 from baselines import AttemptAttention, scaled_sizes, spot_similarity
-from data import DataError, collate, load_task, parse_tasks
+from data import DataError, collate, parse_tasks
 import demo  # noqa: F401  (adds the demo suites to data.py)
-from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
+from metrics import EVAL_BATCH, evaluate, input_tokens, open_run, pick_device
 from runfiles import load_tensors, read_json, write_json
 from tokens import tokenize
 
@@ -59,7 +59,6 @@ ap.add_argument("--jobs", type=int, default=1, help="train the sub-runs in N pro
 
 # the flags of stage source that each transfer run takes (prompt tuning's own)
 SAME = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_decay", "patience"]
-TASK_FLAGS = ("data_dir", "protocol", "carve", "max_train", "max_eval")  # load_task's, from a run
 
 
 def fail(msg, code=2):
@@ -172,13 +171,9 @@ def study(out, targets, device):
     {kind: {T: M of the top pick}}} for one run."""
     run = read_json(os.path.join(out, "config.json"), need=["run"])["run"]
     tasks, cap = run["tasks"], (run["prompt_len"], run.get("max_tokens"))
-    encoder, tokenizer = load_encoder(run["model"])
-    loaded = {t: load_task(t, *[run[k] for k in TASK_FLAGS]) for t in tasks}
-    model = PromptModel(encoder, [loaded[t]["info"]["num_labels"] for t in tasks]).to(device)
-    expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
+    encoder, tokenizer, loaded, model, expect, P = open_run(out, run, device)  # P: (n, l, d)
+    loaded = dict(zip(tasks, loaded))
     source = lambda t: os.path.join(out, "source", f"{t}.safetensors")
-    P = [load_tensors(source(t), dict(expect, task=t))[0]["P"] for t in tasks]
-    P = torch.stack(P).to(device)  # (n, l, d)
     A = read_json(os.path.join(out, "attention.json"), need=["tasks", "A"])
     if A["tasks"] != tasks:
         raise DataError(

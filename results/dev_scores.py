@@ -11,17 +11,13 @@ import os
 import sys
 
 import numpy as np
-import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import demo  # noqa: E402,F401  (adds the demo suites to data.py)
 import eval as evaluation  # noqa: E402
-from amp import PromptModel, load_encoder  # noqa: E402
-from data import load_task  # noqa: E402
-from metrics import EVAL_BATCH, evaluate, input_tokens  # noqa: E402
-from runfiles import load_tensors  # noqa: E402
+from metrics import EVAL_BATCH, evaluate, input_tokens, open_run  # noqa: E402
 from tokens import tokenize  # noqa: E402
 
 SMALL = "senti_food_32,para_people_32,entail_trips_32"
@@ -35,14 +31,8 @@ ap.add_argument("--json", help="write {run: {method: {task: dev score}}} here")
 def dev_scores(out, methods):
     """{method: {task: first dev metric}} of one run folder, on the CPU."""
     run, _ = evaluation.run_methods(out)
-    tasks, cap = run["tasks"], (run["prompt_len"], run.get("max_tokens"))
-    encoder, tokenizer = load_encoder(run["model"])
-    flags = [run[k] for k in ("data_dir", "protocol", "carve", "max_train", "max_eval")]
-    loaded = [load_task(t, *flags) for t in tasks]
-    model = PromptModel(encoder, [x["info"]["num_labels"] for x in loaded])
-    expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
-    files = [evaluation.task_file(out, "prompt", t) for t in tasks]
-    P = torch.stack([load_tensors(f, dict(expect, task=t))[0]["P"] for f, t in zip(files, tasks)])
+    cap = run["prompt_len"], run.get("max_tokens")
+    encoder, tokenizer, loaded, model, expect, P = open_run(out, run, "cpu")
     scores = {m: {} for m in methods}
     for t, x in enumerate(loaded):
         data = tokenize(x["dev"], tokenizer, input_tokens(x["info"], encoder, tokenizer, *cap))
