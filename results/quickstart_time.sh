@@ -1,6 +1,6 @@
 #!/bin/bash
-# The README quickstart's three commands, timed as a new user runs them (default threads), on the lowres suite.
-# Run it on a quiet machine: anything else running is measured too.
+# The README quickstart's three commands, timed as a new user runs them (default threads), on the
+# lowres suite. Run it on a quiet machine: anything else running is measured too.
 cd "$(dirname "$0")/.."
 . .venv/bin/activate 2>/dev/null || true
 export HF_HUB_OFFLINE=1

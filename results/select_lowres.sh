@@ -1,9 +1,10 @@
 #!/bin/bash
-# --method select on the lowres suite, seeds 0, 1, 2, on one CPU thread. Per seed: stage 1 in runs/lr$s (as
-# results/lowres.sh makes it), select on a copy of it (runs/lr${s}_select), then eval.py's columns prompt and
-# select on the reporting rows, as results/select_lowres_seed$s.json, and the probe's dev scores and the sources
-# select kept beside them. Last, results/select_lowres.json: per seed, the mean over the three 32-row tasks and
-# over the five others and colours, for prompt tuning and select, and their paired difference.
+# --method select on the lowres suite, seeds 0, 1, 2, on one CPU thread. Per seed: stage 1 in
+# runs/lr$s (as results/lowres.sh makes it), select on a copy of it (runs/lr${s}_select), then
+# eval.py's columns prompt and select on the reporting rows, as results/select_lowres_seed$s.json,
+# and the probe's dev scores and the sources select kept beside them. Last,
+# results/select_lowres.json: per seed, the mean over the three 32-row tasks and over the five
+# others and colours, for prompt tuning and select, and their paired difference.
 #   results/select_lowres.sh               # stage 1 is skipped where runs/lr$s holds it
 #   SEEDS=0 results/select_lowres.sh
 set -e
@@ -12,13 +13,16 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 for s in ${SEEDS-0 1 2}; do
   run=runs/lr$s out=runs/lr${s}_select
-  [ -f $run/config.json ] && ! [ -f $run/ckpt.pt ] && [ $(ls $run/source/*.safetensors | wc -l) = 8 ] ||
-    python train.py --stage source --tasks lowres --seed $s --out $run $([ -f $run/config.json ] && echo --resume)
+  [ -f $run/config.json ] && ! [ -f $run/ckpt.pt ] &&
+    [ $(ls $run/source/*.safetensors | wc -l) = 8 ] ||
+    python train.py --stage source --tasks lowres --seed $s --out $run \
+      $([ -f $run/config.json ] && echo --resume)
   [ -d $out ] || { cp -r $run $out; rm -f $out/eval.json $out/eval_cache.json; }
   if ! [ -f $out/select/attention.json ]; then
     python train.py --stage target --method select --out $out $([ -d $out/select ] && echo --resume)
   fi
-  python eval.py --out $out --methods prompt,select --json results/select_lowres_seed$s.json > $out.txt
+  python eval.py --out $out --methods prompt,select \
+    --json results/select_lowres_seed$s.json > $out.txt
   cp $out/select/probe.json results/select_lowres_probe_seed$s.json
   cp $out/select/attention.json results/select_lowres_kept_seed$s.json
 done

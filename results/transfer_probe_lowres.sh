@@ -1,9 +1,10 @@
 #!/bin/bash
-# The measured transfer into the lowres suite's three 32-row tasks for seeds 1 and 2, with the probe's ranking
-# beside AMP's: transfer.py on runs/lr${s}_heads3 (stage 1 and AMP with trained heads, results/lowres_budget.sh),
-# given the probe's dev scores of runs/lr${s}_select (results/select_lowres.sh). One CPU thread.
-# Seed 0's measured transfer is results/transfer_lowres_seed0.json (results/lowres.sh, AMP with frozen heads).
-# Then results/probe_ranking.py holds the probe's ranking against the measured transfer of every seed.
+# The measured transfer into the lowres suite's three 32-row tasks for seeds 1 and 2, with the
+# probe's ranking beside AMP's: transfer.py on runs/lr${s}_heads3 (stage 1 and AMP with trained
+# heads, results/lowres_budget.sh), given the probe's dev scores of runs/lr${s}_select
+# (results/select_lowres.sh). One CPU thread. Seed 0's measured transfer is
+# results/transfer_lowres_seed0.json (results/lowres.sh, AMP with frozen heads). Then
+# results/probe_ranking.py holds the probe's ranking against the measured transfer of every seed.
 #   results/transfer_probe_lowres.sh          # 21 tunings a seed
 set -e
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ SMALL=senti_food_32,para_people_32,entail_trips_32
 for s in ${SEEDS-1 2}; do
   out=runs/lr${s}_heads3
   mkdir -p $out/select && cp runs/lr${s}_select/select/probe.json $out/select/probe.json
-  python transfer.py --out $out --targets $SMALL --json results/transfer_lowres_seed$s.json > ${out}_transfer.txt
+  python transfer.py --out $out --targets $SMALL --json results/transfer_lowres_seed$s.json \
+    > ${out}_transfer.txt
 done
 python results/probe_ranking.py --seeds 0 ${SEEDS-1 2}
