@@ -1,6 +1,7 @@
 """The house rules a reader relies on, checked: short functions, short files, the method files
-small, no script imported by the loop, no project history in the code or the docs (ruff checks line
-length and format). Run: python -m pytest -q test_style.py
+small, no script imported by the loop, shell scripts within 100 columns, no project history in the
+code or the docs (ruff checks the Python files' line length and format).
+Run: python -m pytest -q test_style.py
 """
 
 import ast
@@ -44,6 +45,18 @@ def test_the_training_loop_does_not_import_a_script():
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not imported & {"eval", "train", "transfer", "bench"}
+
+
+def test_the_shell_scripts_keep_their_lines_within_100_characters():
+    scripts = glob.glob(os.path.join(HERE, "results", "*.sh")) + [os.path.join(HERE, ".ci", "run")]
+    long = [
+        f"{os.path.basename(p)}:{i}"
+        for p in scripts
+        if os.path.exists(p)
+        for i, line in enumerate(lines(p), 1)
+        if len(line) > 100
+    ]
+    assert long == []
 
 
 def test_code_and_docs_speak_of_the_project_not_its_history():

@@ -1,10 +1,11 @@
 #!/bin/bash
-# --mix-grouped on a small real-data run, seeds 0-2, one CPU thread a run: CB, RTE, MRPC and STS-B from
-# ../shared/data (300 training rows each at most, 200 dev and 200 reporting rows at most, inputs cut to 128 tokens),
-# stage 1 for 2 epochs in runs/mg$s, then stage target (AMP, 2 epochs) with the paper's mixed batches in a copy
-# (runs/mg${s}_paper) and with --mix-grouped in another (runs/mg${s}_grouped). Per run: each task's dev score
-# (results/dev_scores.py) and stage target's seconds (its "done" line in log.jsonl), into
-# results/mix_grouped_real_<paper|grouped>_seed$s.json; the reporting rows are not read.
+# --mix-grouped on a small real-data run, seeds 0-2, one CPU thread a run: CB, RTE, MRPC and STS-B
+# from ../shared/data (300 training rows each at most, 200 dev and 200 reporting rows at most,
+# inputs cut to 128 tokens), stage 1 for 2 epochs in runs/mg$s, then stage target (AMP, 2 epochs)
+# with the paper's mixed batches in a copy (runs/mg${s}_paper) and with --mix-grouped in another
+# (runs/mg${s}_grouped). Per run: each task's dev score (results/dev_scores.py) and stage target's
+# seconds (its "done" line in log.jsonl), into results/mix_grouped_real_<paper|grouped>_seed$s.json;
+# the reporting rows are not read.
 #   results/mix_grouped_real.sh
 #   SEEDS=0 results/mix_grouped_real.sh
 set -e
@@ -14,9 +15,11 @@ export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 TASKS=cb,rte,mrpc,stsb
 for s in ${SEEDS-0 1 2}; do
   run=runs/mg$s
-  [ -f $run/config.json ] && ! [ -f $run/ckpt.pt ] && [ $(ls $run/source/*.safetensors | wc -l) = 4 ] ||
-    python train.py --stage source --tasks $TASKS --data-dir ../shared/data --max-train 300 --max-eval 200 \
-      --max-tokens 128 --epochs 2 --seed $s --out $run $([ -f $run/config.json ] && echo --resume)
+  [ -f $run/config.json ] && ! [ -f $run/ckpt.pt ] &&
+    [ $(ls $run/source/*.safetensors | wc -l) = 4 ] ||
+    python train.py --stage source --tasks $TASKS --data-dir ../shared/data --max-train 300 \
+      --max-eval 200 --max-tokens 128 --epochs 2 --seed $s --out $run \
+      $([ -f $run/config.json ] && echo --resume)
   for v in paper grouped; do
     out=${run}_$v json=results/mix_grouped_real_${v}_seed$s.json
     [ -f $json ] && continue
@@ -28,7 +31,8 @@ for s in ${SEEDS-0 1 2}; do
 import json, sys
 out, path = sys.argv[1:]
 done = [json.loads(x) for x in open(f"{out}/log.jsonl") if '"done"' in x]
-J = dict(dev=json.load(open(path + ".tmp"))[out], target_seconds=[d["seconds"] for d in done if d["stage"] == "target"][-1])
+seconds = [d["seconds"] for d in done if d["stage"] == "target"][-1]
+J = dict(dev=json.load(open(path + ".tmp"))[out], target_seconds=seconds)
 json.dump(J, open(path, "w"), indent=1)
 EOF
     rm $json.tmp

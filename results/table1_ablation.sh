@@ -1,12 +1,14 @@
 #!/bin/bash
-# AMP's ablations on the real-data Table 1 run of seed SEED (runs/t$SEED, results/table1.sh): AMP's ablations on
-# copies of its stage 1 (config, log and source prompts), each trained for EPOCHS epochs like the table's methods,
-# and scored on the same reporting rows with eval.py --methods (prompt tuning beside the variant):
+# AMP's ablations on the real-data Table 1 run of seed SEED (runs/t$SEED, results/table1.sh): AMP's
+# ablations on copies of its stage 1 (config, log and source prompts), each trained for EPOCHS
+# epochs like the table's methods, and scored on the same reporting rows with eval.py --methods
+# (prompt tuning beside the variant):
 #   ptc     prompt tuning continued for the same epochs (--method pt-continued)
 #   wvonly  W_V only, A = I (--attn identity)        aonly    A only, W_V = I (--wv fixed)
 #   uniform AMP from a near-uniform A (--psi-init random)
 #   heads   AMP with the task heads trained beside ψ (--train-heads; ours, not an ablation)
-# AMP itself is the table's AMP column (runs/t$SEED). Writes results/table1_ablation_<variant>_seed<SEED>.json.
+# AMP itself is the table's AMP column (runs/t$SEED). Writes
+# results/table1_ablation_<variant>_seed<SEED>.json.
 #   SEED=0 VARIANTS="ptc wvonly" results/table1_ablation.sh
 set -e
 cd "$(dirname "$0")/.."
@@ -18,9 +20,11 @@ for v in ${VARIANTS-ptc wvonly aonly uniform}; do
   [ -f $json ] && continue
   rm -rf $out && mkdir -p $out && cp -r $run/config.json $run/log.jsonl $run/source $out/
   case $v in
-    ptc) python train.py --stage target --method pt-continued --epochs $E --out $out; m=prompt,pt-continued;;
-    *) python train.py --stage target --overwrite --epochs $E --out $out $(case $v in wvonly) echo --attn identity;;
-         aonly) echo --wv fixed;; uniform) echo --psi-init random;; heads) echo --train-heads;; esac)
+    ptc) python train.py --stage target --method pt-continued --epochs $E --out $out
+         m=prompt,pt-continued;;
+    *) flags=$(case $v in wvonly) echo --attn identity;; aonly) echo --wv fixed;;
+                 uniform) echo --psi-init random;; heads) echo --train-heads;; esac)
+       python train.py --stage target --overwrite --epochs $E --out $out $flags
        m=prompt,amp;;
   esac
   python eval.py --out $out --methods $m --json $json > $out.txt
