@@ -38,3 +38,22 @@ EOF
     rm $json.tmp
   done
 done
+# Last, results/mix_grouped_real.json: per seed, AMP's mean dev score over the four tasks with each
+# kind of batch and stage target's seconds; the paired difference (grouped - paper) over the seeds.
+python - <<'EOF2'
+import glob, json
+import numpy as np
+seeds, out = {}, {}
+for path in sorted(glob.glob("results/mix_grouped_real_paper_seed*.json")):
+    s = path[-6]
+    P, G = (json.load(open(path.replace("paper", v))) for v in ("paper", "grouped"))
+    mean = lambda J: float(np.mean(list(J["dev"]["amp"].values())))
+    seeds[s] = dict(paper=mean(P), grouped=mean(G), paper_seconds=P["target_seconds"],
+                    grouped_seconds=G["target_seconds"])
+d = [x["grouped"] - x["paper"] for x in seeds.values()]
+r = [x["paper_seconds"] / x["grouped_seconds"] for x in seeds.values()]
+out = dict(seeds=seeds, grouped_minus_paper=dict(mean=float(np.mean(d)), std=float(np.std(d))),
+           speedup=dict(mean=float(np.mean(r)), min=min(r), max=max(r)))
+json.dump(out, open("results/mix_grouped_real.json", "w"), indent=1)
+print(json.dumps(out, indent=1))
+EOF2
