@@ -38,7 +38,7 @@ def measured(path, s):
 
 
 def main():
-    args, rho, hits = ap.parse_args(), [], 0
+    args, rho, hits, per_target = ap.parse_args(), [], 0, {}
     for s in args.seeds:
         paths = [os.path.join(HERE, f.format(s=s)) for f in FILES[args.suite]]
         probe, run = json.load(open(paths[0])), measured(paths[1], s)
@@ -51,13 +51,16 @@ def main():
             r = spearman([R[T][S] for S in sources], [M[S] for S in sources])
             top, best = max(sources, key=lambda S: R[T][S]), max(sources, key=M.get)
             rho.append(r)
+            per_target.setdefault(T, []).append(r)
             hits += M[top] == M[best]  # as transfer.py counts it: a tie with the best is a hit
             print(
                 f"seed {s} {T:16s} ρ {r:+.2f}  probe's top {top} ({M[top]:+.1f}), "
                 f"best {best} ({M[best]:+.1f})"
             )
+    for T, r in per_target.items():  # as transfer.py's per-target summary: mean ± std over seeds
+        print(f"{T:16s} ρ {np.mean(r):+.2f} ± {np.std(r):.2f} over {len(r)} seed(s)")
     print(
-        f"mean ρ {np.mean(rho):+.2f} over {len(rho)} targets; "
+        f"mean ρ {np.mean(rho):+.2f} ± {np.std(rho):.2f} over {len(rho)} targets; "
         f"top-1 = best measured: {hits} of {len(rho)}"
     )
 
