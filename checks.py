@@ -18,7 +18,7 @@ from runfiles import load_tensors, read_json, write_json
 
 METHODS = "amp amp-maxpool spot-s spot-m attempt tpt finetune pt-continued select amp-tuned".split()
 OUTPUTS = {  # what --overwrite removes, by config.json section; the first entry means "done"
-    "source": ["config.json", "log.jsonl", "source", "ckpt.pt", *METHODS[1:]],
+    "source": ["config.json", "log.jsonl", "source", "ckpt.pt", "probe", *METHODS[1:]],
     "target": "psi.safetensors target attention.json eval.json attention.png ckpt.pt".split(),
     **{m: [m, "eval.json", "ckpt.pt"] for m in METHODS[1:]},
 }

@@ -5,9 +5,11 @@ beyond the paper.
   target prompt is mostly its own source prompt, which its frozen head reads (train.py --psi-init
   identity, the default; the paper does not say how ψ starts). B = I where every task is its own
   best match, else `orthonormal_basis(P, k)`; `calibrate` finds s.
+- `start_from_scores(psi, P, R)`: ψ's start with A = softmax((R + margin I) / tau), R the probe's
+  dev scores (train.py --psi-init probe): each task starts from the sources the probe ranks best.
 - `ValueOnly`: the ablation A = I, P'_i = P_i W_V (train.py --attn identity): W_V without transfer.
 
-Run: python -m pytest -q test_dam.py -k start   (the start rule's tests)
+Run: python -m pytest -q test_dam.py -k start   (the start rules' tests)
 """
 
 import torch
@@ -146,3 +148,40 @@ def calibrate(psi, P, B, target, names):
     if abs(A.diagonal().mean().item() - target) > 1e-3:
         why.append(f"the mean diagonal stops at {A.diagonal().mean():.3f} (s <= 1e4)")
     return hi, A, "; ".join(why)
+
+
+@torch.no_grad()
+def start_from_scores(psi, P, R, tau=2.0, margin=5.0):
+    """Init "probe" (ours, not in the paper): W_Q, W_K such that A on the source prompts P (n, l, d)
+    starts at softmax_j(C_ij), C = (R + margin I) / tau, R (n, n) the probe's dev scores in points
+    (probe.py; row = target): a task starts from the sources the probe ranks best, its own prompt
+    favoured by select's margin (a data-rich task reads well through many prompts). With the mean
+    scorer S' = scale M W_Q W_K^T M^T, M = mean_l P (n, d); for (C less each row's mean, which the
+    softmax ignores) / scale = U Σ V^T (SVD) and M M^+ = I:
+
+        W_Q = M^+ U Σ^(1/2),   W_K = M^+ V Σ^(1/2),   zero columns up to k   (n <= k)
+    """
+    n, k = P.shape[0], psi.k
+    if psi.score_name != "dam" or n > k:
+        got = f"scores {psi.score_name!r}, n = {n}, k = {k}"
+        raise ValueError(f"the probe's start needs the dam scores and n <= k, but got {got}")
+    M = P.double().mean(1)  # (n, d)
+    if torch.linalg.matrix_rank(M) < n:
+        raise ValueError("the probe's start needs independent mean-pooled prompts: use another")
+    C = (torch.as_tensor(R, dtype=torch.float64) + margin * torch.eye(n)) / tau  # (n, n)
+    U, sig, Vh = torch.linalg.svd((C - C.mean(1, keepdim=True)) / psi.scale)  # (n, n) each
+    W = torch.zeros(2, psi.d, k, dtype=torch.float64)  # W_Q, W_K (d, k) each
+    W[0, :, :n] = torch.linalg.pinv(M) @ U * sig.sqrt()  # (d, n)
+    W[1, :, :n] = torch.linalg.pinv(M) @ Vh.T * sig.sqrt()
+    psi.W_Q.copy_(W[0]), psi.W_K.copy_(W[1])
+    A = torch.softmax(psi.attention_scores(P), dim=-1)  # (n, n)
+    moved = sum(int(A[i].argmax()) != i for i in range(n))
+    line = f"A = softmax((probe + {margin:g} I) / {tau:g}): "
+    return line + f"{moved} of {n} tasks start mostly from another's prompt"
+
+
+def psi_start(psi, P, names, how, R=None):
+    """train.py --psi-init: "auto" or "orthonormal" (start_near_identity), "probe" (from R)."""
+    if how == "probe":
+        return start_from_scores(psi, P, R)
+    return start_near_identity(psi, P, names=names, basis=how)

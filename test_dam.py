@@ -16,7 +16,7 @@ import unittest
 import torch
 
 from dam import SCORERS, DAMAttention, dam_conv, dam_einsum, dam_loop, dam_mean, maxpool_scores
-from psi_variants import start_near_identity
+from psi_variants import start_from_scores, start_near_identity
 
 DAM_FORMS = {"loop": dam_loop, "conv": dam_conv, "einsum": dam_einsum, "mean": dam_mean}
 # (n, m, l, k, magnitude): n != m, l = 1, k = 1, the paper's l = 100 and k = 768, large values
@@ -322,6 +322,27 @@ def test_start_near_identity_without_a_sound_start_raises_one_line():
             assert "0.5 < target < 1" in str(e), str(e)
         else:
             raise AssertionError(f"accepted {kwargs}")
+
+
+def test_the_probe_start_puts_A_at_the_softmax_of_the_probe_scores():
+    R = [[90, 97, 60, 50, 70], [40, 88, 95, 30, 20], [10, 20, 99, 15, 50], [60, 61, 62, 50, 0]]
+    R += [[33, 33, 33, 33, 30]]  # row = target, column = source, dev points as probe.py gives
+    own = 5.0 * torch.eye(5, dtype=torch.float64)  # the margin: a task's own prompt favoured
+    want = torch.softmax((torch.tensor(R, dtype=torch.float64) + own) / 2.0, dim=-1)  # (n, n)
+    psi = DAMAttention(16, k=8, train_wv=False).double()
+    line = start_from_scores(psi, task_prompts().double(), R, tau=2.0)
+    assert torch.allclose(psi(task_prompts().double())[1], want, atol=1e-9), line
+    assert "3 of 5 tasks start mostly from another's prompt" in line, line  # rows 0, 1, 3
+    psi32 = DAMAttention(16, k=8, train_wv=False)  # float32, as training holds ψ
+    start_from_scores(psi32, task_prompts().float(), R, tau=2.0)
+    assert (psi32(task_prompts().float())[1] - want).abs().max() < 1e-3
+    for scores, k in (("maxpool", 8), ("dam", 4)):  # not the mean scorer; n = 5 > k
+        try:
+            start_from_scores(DAMAttention(16, k=k, scores=scores), task_prompts(), R)
+        except ValueError as e:
+            assert "needs the dam scores and n <= k" in str(e), str(e)
+        else:
+            raise AssertionError(f"{scores}, k = {k}: no ValueError")
 
 
 def test_num_parameters_matches_paper():

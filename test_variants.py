@@ -61,3 +61,16 @@ def test_amp_tuned_before_stage_target_stops_with_one_line(source_run, tmp_path,
         train.main(["--stage", "target", "--method", "amp-tuned", "--out", out])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and "\n" not in err and "no AMP target prompts" in err, err
+
+
+def test_psi_init_probe_starts_a_at_the_softmax_of_the_probe_rows_and_keeps_them(
+    source_run, tmp_path
+):
+    out = copy_run(source_run[0], tmp_path / "run")  # a learning rate of ~0: A stays at its start
+    argv = ["--stage", "target", "--psi-init", "probe", "--overwrite", "--lr", "1e-30"]
+    train.main(argv + ["--max-steps", "1", "--out", out])
+    probe = runfiles.read_json(os.path.join(out, "probe", "probe.json"))
+    assert probe["tasks"] == TASKS
+    R = torch.tensor(probe["dev"], dtype=torch.float64) + 5.0 * torch.eye(2)  # select's margin
+    A = torch.tensor(runfiles.read_json(os.path.join(out, "attention.json"))["A"])
+    assert torch.allclose(A.double(), torch.softmax(R / 2.0, dim=-1), atol=1e-4), (A, R)

@@ -30,7 +30,7 @@ from dam import DAMAttention
 from data import DataError, load_task, parse_tasks
 from loop import Job, fit
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
-from psi_variants import ValueOnly, start_near_identity
+from psi_variants import ValueOnly, psi_start
 from probe import candidates, keep_best, mix_weights, probe_rows
 from runfiles import load_tensors, log, save_tensors, write_json
 from tokens import tokenize
@@ -71,8 +71,8 @@ ap.add_argument("--select-margin", type=float, default=5.0, help="select: probe 
 ap.add_argument("--select-mix", action="store_true", help="select: also tune from the picks' mix")
 ap.add_argument("--attn", choices=["learned", "identity"], default="learned", help="identity: A=I")
 ap.add_argument("--wv", choices=["train", "fixed"], default="train", help="fixed: W_V = I")
-PSI_INITS = ["identity", "orthonormal", "eye", "random"]  # not in the paper: psi_variants.py
-ap.add_argument("--psi-init", default="identity", choices=PSI_INITS, help="A near I at start")
+PSI_INITS = ["identity", "orthonormal", "eye", "random", "probe"]  # not in the paper: psi_variants
+ap.add_argument("--psi-init", default="identity", choices=PSI_INITS, help="A's start (near I)")
 ap.add_argument("--train-heads", action="store_true", help="stage 2 trains the heads too (ours)")
 ap.add_argument("--mix-temperature", type=float, default=1.0, help="r_t ∝ N_t^(1/T) (paper: T=1)")
 ap.add_argument("--mix-grouped", action="store_true", help="mixed batches length-grouped (ours)")
@@ -217,10 +217,11 @@ def stage_target(args, env, names, new=None, folder=""):
     out = os.path.join(args.out, folder)
     if new:
         psi.load_state_dict(load_tensors(os.path.join(out, "psi.safetensors"), meta)[0])
-    elif args.psi_init in ("identity", "orthonormal") and args.attn == "learned":
-        basis = "auto" if args.psi_init == "identity" else args.psi_init
+    elif args.psi_init in ("identity", "orthonormal", "probe") and args.attn == "learned":
+        how = "auto" if args.psi_init == "identity" else args.psi_init
+        R = probe_rows(env, P, names, os.path.join(args.out, "probe")) if how == "probe" else None
         try:
-            print(f"stage target: {start_near_identity(psi, P, names=names, basis=basis)}")
+            print(f"stage target: {psi_start(psi, P, names, how, R)}")
         except ValueError as e:  # no sound start for these prompts: the message says what to do
             raise ModelError(f"ψ's start: {e}") from None
     heads = list(model.heads.parameters())

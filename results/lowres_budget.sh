@@ -17,6 +17,9 @@
 #   e15t2h   --epochs 15 --mix-temperature 2 --train-heads
 #   tuned    --method amp-tuned              on a copy of `default`: each task tuned from AMP's
 #                                            P'_t (ours)
+#   probe    --psi-init probe                3 epochs, A started from the probe's dev scores (ours)
+#   probeh   --psi-init probe --train-heads
+#   probet2h --psi-init probe --mix-temperature 2 --train-heads
 # Last, results/lowres_budget.json: per variant and seed, the mean over the three 32-row tasks and
 # over the other five, on test and on dev, and the paired difference to prompt tuning (mean ± std
 # over the seeds run).
@@ -41,7 +44,9 @@ for s in ${SEEDS-0 1 2}; do
               e15h) echo --epochs 15 --train-heads;; grouped) echo --mix-grouped;;
               t2) echo --mix-temperature 2;; t2h) echo --mix-temperature 2 --train-heads;;
               e15t2h) echo --epochs 15 --mix-temperature 2 --train-heads;;
-              tuned) echo --method amp-tuned;; esac)
+              tuned) echo --method amp-tuned;; probe) echo --psi-init probe;;
+              probeh) echo --psi-init probe --train-heads;;
+              probet2h) echo --psi-init probe --mix-temperature 2 --train-heads;; esac)
       [ $v = tuned ] && ! [ -d $out ] && cp -r ${run}_default $out && rm -f $out/eval*.json
       [ -d $out ] || cp -r $run $out
       python train.py --stage target --out $out $flags $([ -f $out/ckpt.pt ] && echo --resume)

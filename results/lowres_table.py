@@ -30,6 +30,9 @@ VARIANTS = [  # (variant of lowres_budget.sh, row, budget)
     ("t2h", "AMP, T = 2, heads trained (ours)", "+3 epochs, ψ and heads"),
     ("e15t2h", "AMP, T = 2, heads trained, 15 epochs (ours)", "+15 epochs, ψ and heads"),
     ("tuned", "AMP, then tuned (ours)", "+3 epochs ψ, then +15 a task"),
+    ("probe", "AMP, A from the probe (ours)", "+3 epochs, ψ (the probe first)"),
+    ("probeh", "AMP, A from the probe, heads trained (ours)", "+3 epochs, ψ and heads"),
+    ("probet2h", "AMP, A from the probe, T = 2, heads trained (ours)", "+3 epochs, ψ and heads"),
 ]
 ap = argparse.ArgumentParser(description="The lowres table of every method, from results/*.json.")
 ap.add_argument("--json", help="write the table here")
