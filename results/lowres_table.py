@@ -20,6 +20,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SMALL = ["senti_food_32", "para_people_32", "entail_trips_32"]
+PROBE_HEADS = "the probe, +3 epochs, ψ and heads"
 VARIANTS = [  # (variant of lowres_budget.sh, row, budget)
     ("default", "AMP (paper)", "+3 epochs, ψ"),
     ("e15", "AMP (paper), 15 epochs", "+15 epochs, ψ"),
@@ -30,9 +31,9 @@ VARIANTS = [  # (variant of lowres_budget.sh, row, budget)
     ("t2h", "AMP, T = 2, heads trained (ours)", "+3 epochs, ψ and heads"),
     ("e15t2h", "AMP, T = 2, heads trained, 15 epochs (ours)", "+15 epochs, ψ and heads"),
     ("tuned", "AMP, then tuned (ours)", "+3 epochs ψ, then +15 a task"),
-    ("probe", "AMP, A from the probe (ours)", "+3 epochs, ψ (the probe first)"),
-    ("probeh", "AMP, A from the probe, heads trained (ours)", "+3 epochs, ψ and heads"),
-    ("probet2h", "AMP, A from the probe, T = 2, heads trained (ours)", "+3 epochs, ψ and heads"),
+    ("probe", "AMP, A from the probe (ours)", "the probe, +3 epochs, ψ"),
+    ("probeh", "AMP, A from the probe, heads trained (ours)", PROBE_HEADS),
+    ("probet2h", "AMP, A from the probe, T = 2, heads trained (ours)", PROBE_HEADS),
 ]
 ap = argparse.ArgumentParser(description="The lowres table of every method, from results/*.json.")
 ap.add_argument("--json", help="write the table here")
