@@ -154,10 +154,11 @@ def calibrate(psi, P, B, target, names):
 def start_from_scores(psi, P, R, tau=2.0, margin=5.0):
     """Init "probe" (ours, not in the paper): W_Q, W_K such that A on the source prompts P (n, l, d)
     starts at softmax_j(C_ij), C = (R + margin I) / tau, R (n, n) the probe's dev scores in points
-    (probe.py; row = target): a task starts from the sources the probe ranks best, its own prompt
-    favoured by select's margin (a data-rich task reads well through many prompts). With the mean
-    scorer S' = scale M W_Q W_K^T M^T, M = mean_l P (n, d); for (C less each row's mean, which the
-    softmax ignores) / scale = U Σ V^T (SVD) and M M^+ = I:
+    (probe.py; row = target; or a function giving them, called once the start is known possible):
+    a task starts from the sources the probe ranks best, its own prompt favoured by select's margin
+    (a data-rich task reads well through many prompts). With the mean scorer (paper 3.2.1, as
+    dam.dam_mean) S' = scale M W_Q W_K^T M^T, M = mean_l P (n, d); for (C less each row's mean,
+    which the softmax ignores) / scale = U Σ V^T (SVD) and M M^+ = I:
 
         W_Q = M^+ U Σ^(1/2),   W_K = M^+ V Σ^(1/2),   zero columns up to k   (n <= k)
     """
@@ -168,11 +169,12 @@ def start_from_scores(psi, P, R, tau=2.0, margin=5.0):
     M = P.double().mean(1)  # (n, d)
     if torch.linalg.matrix_rank(M) < n:
         raise ValueError("the probe's start needs independent mean-pooled prompts: use another")
+    R = R() if callable(R) else R  # the probe costs minutes: only now
     C = (torch.as_tensor(R, dtype=torch.float64) + margin * torch.eye(n)) / tau  # (n, n)
     U, sig, Vh = torch.linalg.svd((C - C.mean(1, keepdim=True)) / psi.scale)  # (n, n) each
     W = torch.zeros(2, psi.d, k, dtype=torch.float64)  # W_Q, W_K (d, k) each
-    W[0, :, :n] = torch.linalg.pinv(M) @ U * sig.sqrt()  # (d, n)
-    W[1, :, :n] = torch.linalg.pinv(M) @ Vh.T * sig.sqrt()
+    M_pinv = torch.linalg.pinv(M)  # (d, n): M M^+ = I
+    W[0, :, :n], W[1, :, :n] = M_pinv @ U * sig.sqrt(), M_pinv @ Vh.T * sig.sqrt()  # (d, n) each
     psi.W_Q.copy_(W[0]), psi.W_K.copy_(W[1])
     A = torch.softmax(psi.attention_scores(P), dim=-1)  # (n, n)
     moved = sum(int(A[i].argmax()) != i for i in range(n))
@@ -181,7 +183,8 @@ def start_from_scores(psi, P, R, tau=2.0, margin=5.0):
 
 
 def psi_start(psi, P, names, how, R=None):
-    """train.py --psi-init: "auto" or "orthonormal" (start_near_identity), "probe" (from R)."""
+    """train.py --psi-init: "auto" or "orthonormal" (start_near_identity), "probe" (from R, the
+    probe's dev scores or a function giving them)."""
     if how == "probe":
         return start_from_scores(psi, P, R)
     return start_near_identity(psi, P, names=names, basis=how)

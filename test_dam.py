@@ -336,13 +336,18 @@ def test_the_probe_start_puts_A_at_the_softmax_of_the_probe_scores():
     psi32 = DAMAttention(16, k=8, train_wv=False)  # float32, as training holds ψ
     start_from_scores(psi32, task_prompts().float(), R, tau=2.0)
     assert (psi32(task_prompts().float())[1] - want).abs().max() < 1e-3
+    probed = []  # the probe is a function called only once the start is possible
+    psi_fn = DAMAttention(16, k=8, train_wv=False).double()
+    start_from_scores(psi_fn, task_prompts().double(), lambda: probed.append(1) or R, tau=2.0)
+    assert probed == [1] and torch.allclose(psi_fn(task_prompts().double())[1], want, atol=1e-9)
     for scores, k in (("maxpool", 8), ("dam", 4)):  # not the mean scorer; n = 5 > k
         try:
-            start_from_scores(DAMAttention(16, k=k, scores=scores), task_prompts(), R)
+            start_from_scores(DAMAttention(16, k=k, scores=scores), task_prompts(), probed.append)
         except ValueError as e:
             assert "needs the dam scores and n <= k" in str(e), str(e)
         else:
             raise AssertionError(f"{scores}, k = {k}: no ValueError")
+    assert probed == [1]  # neither impossible start ran the probe
 
 
 def test_num_parameters_matches_paper():

@@ -63,7 +63,7 @@ def test_amp_tuned_before_stage_target_stops_with_one_line(source_run, tmp_path,
     assert e.value.code == 2 and "\n" not in err and "no AMP target prompts" in err, err
 
 
-def test_psi_init_probe_starts_a_at_the_softmax_of_the_probe_rows_and_keeps_them(
+def test_psi_init_probe_starts_a_at_the_softmax_of_the_probe_rows_it_keeps_in_out_probe(
     source_run, tmp_path
 ):
     out = copy_run(source_run[0], tmp_path / "run")  # a learning rate of ~0: A stays at its start

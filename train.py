@@ -219,7 +219,7 @@ def stage_target(args, env, names, new=None, folder=""):
         psi.load_state_dict(load_tensors(os.path.join(out, "psi.safetensors"), meta)[0])
     elif args.psi_init in ("identity", "orthonormal", "probe") and args.attn == "learned":
         how = "auto" if args.psi_init == "identity" else args.psi_init
-        R = probe_rows(env, P, names, os.path.join(args.out, "probe")) if how == "probe" else None
+        R = lambda: probe_rows(env, P, names, os.path.join(args.out, "probe"))  # if "probe"
         try:
             print(f"stage target: {psi_start(psi, P, names, how, R)}")
         except ValueError as e:  # no sound start for these prompts: the message says what to do
