@@ -52,7 +52,9 @@ for path in sorted(glob.glob("results/mix_grouped_real_paper_seed*.json")):
                     grouped_seconds=G["target_seconds"])
 d = [x["grouped"] - x["paper"] for x in seeds.values()]
 r = [x["paper_seconds"] / x["grouped_seconds"] for x in seeds.values()]
+paper_spread = float(np.std([x["paper"] for x in seeds.values()]))  # AMP's own, over the seeds
 out = dict(seeds=seeds, grouped_minus_paper=dict(mean=float(np.mean(d)), std=float(np.std(d))),
+           paper_seed_std=paper_spread,
            speedup=dict(mean=float(np.mean(r)), min=min(r), max=max(r)))
 json.dump(out, open("results/mix_grouped_real.json", "w"), indent=1)
 print(json.dumps(out, indent=1))
