@@ -130,9 +130,10 @@ def print_tables(rows, dev_rows):
         )
     best = "best AMP combination (on dev)"
     print("\nPaired by seed on the small tasks (mean ± std over seeds; the seeds' values):")
+    e15t2h = "AMP, T = 2, heads trained, 15 epochs (ours)"
     for a, b in [("SPoT-s", "AMP (paper)"), ("ATTEMPT", "AMP (paper)"), (best, "SPoT-s"),
                  (best, "ATTEMPT"), ("select (ours)", "best single source"),
-                 ("select (ours)", best), (best, "AMP, T = 2, heads trained, 15 epochs (ours)")]:  # fmt: skip
+                 ("select (ours)", best), (best, e15t2h)]:  # fmt: skip
         x, y = rows[a]["by_seed"], rows[b]["by_seed"]
         d = [x[s] - y[s] for s in sorted(x) if s in y]
         each = ", ".join(f"{v:+.1f}" for v in d)
