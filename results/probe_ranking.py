@@ -5,7 +5,8 @@ best measured one, and that source's measured transfer. Per suite (FILES): lowre
 results/select_lowres.sh against results/transfer_lowres_seed<s>.json; real, the probe of
 results/table1_select.sh against results/transfer_real.json (section 6b's runs). Both sides start
 from the same stage 1 (one seed): prompt tuning's reporting scores are compared to check it.
-transfer.py gives the same numbers for a run holding both (its "probe" ranking).
+transfer.py gives the same numbers for a run holding both (its "probe" ranking). Also printed, per
+seed: the sources select tries for each task by its rule (probe.candidates at select's defaults).
   python results/probe_ranking.py --seeds 0 1 2
   python results/probe_ranking.py --suite real --seeds 0 1 2
 """
@@ -19,7 +20,11 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
+from probe import candidates  # noqa: E402
+from train import ap as train_flags  # noqa: E402
 from transfer import spearman  # noqa: E402
+
+TRIES, MARGIN = (train_flags.get_default(k) for k in ("select_tries", "select_margin"))
 
 FILES = {  # suite: the probe's dev scores, the measured transfer, prompt tuning's scores (seed s)
     "lowres": ["select_lowres_probe_seed{s}.json", "transfer_lowres_seed{s}.json",
@@ -44,6 +49,10 @@ def main():
         probe, run = json.load(open(paths[0])), measured(paths[1], s)
         R = {T: dict(zip(probe["tasks"], row)) for T, row in zip(probe["tasks"], probe["dev"])}
         pt = json.load(open(paths[2]))["table1"]
+        names = probe["tasks"]
+        for i, (T, row) in enumerate(zip(names, probe["dev"])):  # select's rule, its defaults
+            if picks := [names[j] for j in candidates(row, i, TRIES, MARGIN)]:
+                print(f"seed {s} {T:16s} select tries: {', '.join(picks)}")
         for T, M in run["measured"].items():
             same = abs(pt[T]["prompt"][0] - run["pt"][T]) < 1e-9
             assert same, f"seed {s}: not the same stage 1 ({T})"
