@@ -7,6 +7,9 @@
 #   wvonly  W_V only, A = I (--attn identity)        aonly    A only, W_V = I (--wv fixed)
 #   uniform AMP from a near-uniform A (--psi-init random)
 #   heads   AMP with the task heads trained beside ψ (--train-heads; ours, not an ablation)
+#   probet2h the lowres suite's best AMP combination on dev (ours): A started from the probe,
+#           T = 2, heads trained (--psi-init probe --mix-temperature 2 --train-heads); the probe's
+#           rows are select's (results/table1_select.sh), the same computation, copied, not redone
 # AMP itself is the table's AMP column (runs/t$SEED). Writes
 # results/table1_ablation_<variant>_seed<SEED>.json.
 #   SEED=0 VARIANTS="ptc wvonly" results/table1_ablation.sh
@@ -23,7 +26,9 @@ for v in ${VARIANTS-ptc wvonly aonly uniform}; do
     ptc) python train.py --stage target --method pt-continued --epochs $E --out $out
          m=prompt,pt-continued;;
     *) flags=$(case $v in wvonly) echo --attn identity;; aonly) echo --wv fixed;;
-                 uniform) echo --psi-init random;; heads) echo --train-heads;; esac)
+                 uniform) echo --psi-init random;; heads) echo --train-heads;;
+                 probet2h) echo --psi-init probe --mix-temperature 2 --train-heads;; esac)
+       [ $v = probet2h ] && mkdir -p $out/probe && cp $run/select/probe.json $out/probe/
        python train.py --stage target --overwrite --epochs $E --out $out $flags
        m=prompt,amp;;
   esac

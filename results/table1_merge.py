@@ -7,9 +7,9 @@ minus AMP-maxpool per task, paired by seed). A run and method present in two fil
 same scores (a rerun that reproduces); if not, this says so and keeps the first file's.
 
 The ablations (results/table1_ablation.sh) train AMP's variants in copies of a seed's stage 1,
-runs/t<s>_<v>: their "amp" column is read as method <v> of runs/t<s> (wvonly, aonly, uniform, heads;
-ptc's column is pt-continued), and their prompt tuning column must equal that of runs/t<s>, which
-checks that the copy held the same source prompts.
+runs/t<s>_<v>: their "amp" column is read as method <v> of runs/t<s> (wvonly, aonly, uniform, heads,
+probet2h; ptc's column is pt-continued), and their prompt tuning column must equal that of
+runs/t<s>, which checks that the copy held the same source prompts.
 
   python results/table1_merge.py results/table1_seed0.json results/table1_seeds.json \
       results/table1_seed1.json results/table1_seed2.json --json results/table1_seeds_all.json
@@ -34,6 +34,7 @@ from eval import METHODS, cell  # noqa: E402
 # the variants that results/table1_ablation.sh trains
 ABLATION = {"wvonly": "W_V only", "aonly": "A only", "uniform": "AMP uniform"}
 ABLATION["heads"] = "AMP, heads"  # ours: --train-heads, beside the ablations
+ABLATION["probet2h"] = "AMP, probe"  # ours: lowres' best AMP combination on dev
 NAMES = dict(METHODS, **ABLATION)  # Table 1's columns in eval.py's order, then the variants
 SMALL = ["cb", "rte", "mrpc", "stsb"]  # the tasks whose reporting splits are small
 
