@@ -9,7 +9,7 @@
 #   heads   AMP with the task heads trained beside ψ (--train-heads; ours, not an ablation)
 #   probet2h the lowres suite's best AMP combination on dev (ours): A started from the probe,
 #           T = 2, heads trained (--psi-init probe --mix-temperature 2 --train-heads); the probe's
-#           rows are select's (results/table1_select.sh), the same computation, copied, not redone
+#           rows are select's where results/table1_select.sh has run, else train.py probes afresh
 # AMP itself is the table's AMP column (runs/t$SEED). Writes
 # results/table1_ablation_<variant>_seed<SEED>.json.
 #   SEED=0 VARIANTS="ptc wvonly" results/table1_ablation.sh
@@ -28,7 +28,8 @@ for v in ${VARIANTS-ptc wvonly aonly uniform}; do
     *) flags=$(case $v in wvonly) echo --attn identity;; aonly) echo --wv fixed;;
                  uniform) echo --psi-init random;; heads) echo --train-heads;;
                  probet2h) echo --psi-init probe --mix-temperature 2 --train-heads;; esac)
-       [ $v = probet2h ] && mkdir -p $out/probe && cp $run/select/probe.json $out/probe/
+       [ $v = probet2h ] && [ -f $run/select/probe.json ] && mkdir -p $out/probe &&
+         cp $run/select/probe.json $out/probe/  # the same computation: not redone
        python train.py --stage target --overwrite --epochs $E --out $out $flags
        m=prompt,amp;;
   esac
