@@ -73,8 +73,8 @@ def measure(out, targets, max_steps, jobs=1):
     made ready here (prepare), then trained here or, with jobs > 1, in a worker process."""
     cfg = read_json(os.path.join(out, "config.json"), need=["run", "source"])
     ready = ((S, prepare(out, cfg, S, targets, max_steps)) for S in cfg["run"]["tasks"])
-    if jobs > 1:  # all made ready, then trained in the workers, the longer sub-runs first (a
-        subs = [(S, argv) for S, argv in ready if argv]  # source that is a target trains one less)
+    if jobs > 1:  # all made ready, then trained in the workers, the longer sub-runs first:
+        subs = [(S, argv) for S, argv in ready if argv]  # a source that is a target trains one less
         return dispatch(sorted(subs, key=lambda sub: sub[0] in targets), jobs)
     for S, argv in ready:  # one after another, each made ready as its turn comes
         if argv:
