@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from amp import init_prompt, seed_for
 from loop import Job
-from runfiles import load_tensors, save_tensors
+from lib.runfiles import load_tensors, save_tensors
 
 
 def scaled_sizes(d, l):

@@ -20,7 +20,7 @@ class DataError(Exception):
     """A problem with the task list or the data; the scripts print it as one line, no traceback."""
 
 
-def _task(hub, fields, labels, metrics, family, report="validation", max_tokens=256,
+def make_task(hub, fields, labels, metrics, family, report="validation", max_tokens=256,
           splits="train validation"):  # fmt: skip
     """A task, lists as words. hub: "repository config"; labels: class order, None = regression."""
     hub, fields, metrics = (tuple(words.split()) for words in (hub, fields, metrics))
@@ -30,27 +30,27 @@ def _task(hub, fields, labels, metrics, family, report="validation", max_tokens=
 
 
 REGISTRY = {  # the paper's Table 3 and MNLI (SPoT-m's source task); demo.py adds the demo tasks
-    "imdb": _task("stanfordnlp/imdb plain_text", "text", "neg pos", "accuracy", "sentiment",
+    "imdb": make_task("stanfordnlp/imdb plain_text", "text", "neg pos", "accuracy", "sentiment",
                   "test", splits="train"),
-    "sst2": _task("nyu-mll/glue sst2", "sentence", "negative positive", "accuracy", "sentiment"),
-    "yelp_polarity": _task("fancyzhx/yelp_polarity plain_text", "text", "negative positive",
+    "sst2": make_task("nyu-mll/glue sst2", "sentence", "negative positive", "accuracy", "sentiment"),
+    "yelp_polarity": make_task("fancyzhx/yelp_polarity plain_text", "text", "negative positive",
                            "accuracy", "sentiment", "test", splits="train"),
-    "stsb": _task("nyu-mll/glue stsb", "sentence1 sentence2", None, "pearson spearman",
+    "stsb": make_task("nyu-mll/glue stsb", "sentence1 sentence2", None, "pearson spearman",
                   "relatedness"),
-    "mrpc": _task("nyu-mll/glue mrpc", "sentence1 sentence2", "not_equivalent equivalent",
+    "mrpc": make_task("nyu-mll/glue mrpc", "sentence1 sentence2", "not_equivalent equivalent",
                   "accuracy f1", "relatedness"),
-    "rte": _task("nyu-mll/glue rte", "sentence1 sentence2", "entailment not_entailment",
+    "rte": make_task("nyu-mll/glue rte", "sentence1 sentence2", "entailment not_entailment",
                  "accuracy", "entailment"),
-    "scitail": _task("allenai/scitail tsv_format", "premise hypothesis", "entails neutral",
+    "scitail": make_task("allenai/scitail tsv_format", "premise hypothesis", "entails neutral",
                      "accuracy", "entailment", "test"),
-    "cb": _task("aps/super_glue cb", "premise hypothesis", "entailment contradiction neutral",
+    "cb": make_task("aps/super_glue cb", "premise hypothesis", "entailment contradiction neutral",
                 "accuracy macro_f1", "entailment"),
-    "multirc": _task("aps/super_glue multirc", "question answer paragraph", "false true",
+    "multirc": make_task("aps/super_glue multirc", "question answer paragraph", "false true",
                      "f1a em", "qa", max_tokens=348),  # text = question + answer, pair = paragraph
-    "boolq": _task("aps/super_glue boolq", "question passage", "false true", "accuracy", "qa"),
-    "qnli": _task("nyu-mll/glue qnli", "question sentence", "entailment not_entailment",
+    "boolq": make_task("aps/super_glue boolq", "question passage", "false true", "accuracy", "qa"),
+    "qnli": make_task("nyu-mll/glue qnli", "question sentence", "entailment not_entailment",
                   "accuracy", "qa"),
-    "mnli": _task("nyu-mll/glue mnli", "premise hypothesis", "entailment neutral contradiction",
+    "mnli": make_task("nyu-mll/glue mnli", "premise hypothesis", "entailment neutral contradiction",
                   "accuracy", "entailment", "validation_matched", splits="train"),
 }  # fmt: skip
 PAPER_TASKS = [t for t in REGISTRY if t != "mnli"]  # Table 3's 11 tasks, in its order

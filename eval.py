@@ -38,10 +38,10 @@ import torch
 from amp import ModelError
 from baselines import AttemptAttention, TokenBank, params_per_method, scaled_sizes, tpt_prompt
 from data import DataError
-from demo import DEMO
+from lib import demo
 from metrics import EVAL_BATCH, evaluate, input_tokens, open_run, pick_device
-from runfiles import load_tensors, read_json, write_json
-from tokens import tokenize
+from lib.runfiles import load_tensors, read_json, write_json
+from lib.tokens import tokenize
 
 ap = argparse.ArgumentParser(description="Score every method of a run on each reporting split.")
 ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s); seeds: mean ± std")
@@ -58,7 +58,7 @@ ap.add_argument("--rescore", action="store_true", help="score every method again
 
 def family_rate(tasks, A):
     """(hits, tasks with a sibling, hits expected of a random pick) for demo-suite tasks."""
-    fam = [DEMO[t][0] if t in DEMO else None for t in tasks]
+    fam = [demo.DEMO[t][0] if t in demo.DEMO else None for t in tasks]
     hits = counted = expected = 0
     for i, f in enumerate(fam):
         others = [j for j in range(len(tasks)) if j != i]
@@ -359,6 +359,7 @@ def print_attention(out, P_sources):
 
 def main(argv=None):
     args = ap.parse_args(argv)
+    demo.register()
     device = pick_device(args.device)
     results, P = [], None
     only = args.methods.split(",") if args.methods else None

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from amp import seed_for
 from data import collate, epoch_batches, task_batches
 from metrics import EVAL_BATCH, autocast, evaluate
-from runfiles import load_checkpoint, log, save_checkpoint
+from lib.runfiles import load_checkpoint, log, save_checkpoint
 
 
 class Stop(Exception):

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from amp import PromptModel, load_encoder, max_positions
 from data import DataError, collate, load_task
-from runfiles import load_tensors
+from lib.runfiles import load_tensors
 
 # evaluation batches: no gradients are kept, so they can be larger than training batches
 EVAL_BATCH = 64

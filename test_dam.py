@@ -16,7 +16,8 @@ import unittest
 import torch
 
 from dam import SCORERS, DAMAttention, dam_conv, dam_einsum, dam_loop, dam_mean, maxpool_scores
-from psi_variants import start_from_scores, start_near_identity
+from dam import start_near_identity
+from studies.psi_variants import start_from_scores
 
 DAM_FORMS = {"loop": dam_loop, "conv": dam_conv, "einsum": dam_einsum, "mean": dam_mean}
 # (n, m, l, k, magnitude): n != m, l = 1, k = 1, the paper's l = 100 and k = 768, large values

@@ -20,20 +20,20 @@ import time
 import torch
 from tqdm import tqdm
 
-import demo  # noqa: F401  (adds the demo suites, the default tasks, to data.py)
+from lib import demo
 from amp import DEFAULT_MODEL, ModelError, PromptModel, init_prompt, load_encoder, seed_for
 from amp import prompts_per_example
 from baselines import attempt_jobs, finetune_jobs, source_prompts, spot_init, tpt_jobs
-from checks import METHODS, check_flags, check_folder, fail, read_run, reported, section
-from checks import start_run
-from dam import DAMAttention
+from lib.checks import METHODS, check_flags, check_folder, fail, read_run, reported, section
+from lib.checks import start_run
+from dam import DAMAttention, start_near_identity
 from data import DataError, load_task, parse_tasks
 from loop import Job, fit
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
-from psi_variants import ValueOnly, psi_start
-from probe import candidates, keep_best, mix_weights, probe_rows
-from runfiles import load_tensors, log, save_tensors, write_json
-from tokens import tokenize
+from studies.psi_variants import ValueOnly, start_from_scores
+from studies.probe import candidates, keep_best, mix_weights, probe_rows
+from lib.runfiles import load_tensors, log, save_tensors, write_json
+from lib.tokens import tokenize
 
 # The flags, one a line with its help (a table: the formatter leaves it as written).
 # fmt: off
@@ -218,10 +218,14 @@ def stage_target(args, env, names, new=None, folder=""):
     if new:
         psi.load_state_dict(load_tensors(os.path.join(out, "psi.safetensors"), meta)[0])
     elif args.psi_init in ("identity", "orthonormal", "probe") and args.attn == "learned":
-        how = "auto" if args.psi_init == "identity" else args.psi_init
-        R = lambda: probe_rows(env, P, names, os.path.join(args.out, "probe"))  # if "probe"
         try:
-            print(f"stage target: {psi_start(psi, P, names, how, R)}")
+            if args.psi_init == "probe":
+                R = lambda: probe_rows(env, P, names, os.path.join(args.out, "probe"))
+                line = start_from_scores(psi, P, R)
+            else:
+                how = "auto" if args.psi_init == "identity" else args.psi_init
+                line = start_near_identity(psi, P, names=names, basis=how)
+            print(f"stage target: {line}")
         except ValueError as e:  # no sound start for these prompts: the message says what to do
             raise ModelError(f"ψ's start: {e}") from None
     heads = list(model.heads.parameters())
@@ -339,6 +343,7 @@ def trained_as(args, cfg, part):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(argv)
+    demo.register()
     check_flags(args)
     cfg = read_run(args)
     settle(args, argv, cfg)

@@ -9,7 +9,7 @@ import glob
 import os
 import re
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
 CORE = ["dam.py", "amp.py", "data.py", "loop.py", "train.py"]  # the files a reader opens first
 SOURCES = sorted(
     glob.glob(os.path.join(HERE, "*.py")) + glob.glob(os.path.join(HERE, "results", "*.py"))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-import runfiles  # noqa: E402
+from lib import runfiles  # noqa: E402
 import train  # noqa: E402
 from conftest import TASKS, copy_run  # noqa: E402  (and the fixture source_run)
 

@@ -15,12 +15,12 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import data  # noqa: E402
-import demo  # noqa: E402
-import tokens  # noqa: E402
+from lib import demo  # noqa: E402
+from lib import tokens  # noqa: E402
 from data import PAPER_TASKS, DataError, load_task, parse_tasks  # noqa: E402
-from demo import DEMO  # noqa: E402
+from lib.demo import DEMO  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
 SHARED = os.environ.get("AMP_DATA_DIR", os.path.join(HERE, "..", "shared", "data"))
 WHY = f"no local copy of the 11 tasks at {SHARED} (AMP_DATA_DIR: a <task>/<split>.jsonl folder)"
 needs_shared = pytest.mark.skipif(not os.path.isdir(SHARED), reason=WHY)

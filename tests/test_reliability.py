@@ -28,7 +28,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from test_amp import SMALL, make_tiny_encoder  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
 
 
 @pytest.fixture(scope="module")

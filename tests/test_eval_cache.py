@@ -14,7 +14,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import eval as evaluation  # noqa: E402
-import runfiles  # noqa: E402
+from lib import runfiles  # noqa: E402
 import train  # noqa: E402
 from data import load_task  # noqa: E402
 from test_amp import SMALL, make_tiny_encoder  # noqa: E402

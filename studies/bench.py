@@ -30,8 +30,8 @@ from amp import PromptModel, init_prompt, load_encoder, max_positions  # noqa: E
 from amp import prompts_per_example, resolve_model  # noqa: E402
 from dam import SCORERS, DAMAttention  # noqa: E402
 from data import collate, load_task  # noqa: E402
-from tokens import tokenize  # noqa: E402
-import demo  # noqa: E402,F401  (adds the demo suites to data.py)
+from lib.tokens import tokenize  # noqa: E402
+from lib import demo  # noqa: E402
 
 ap = argparse.ArgumentParser(description="Speed of prompted steps against PEFT, and of DAM.")
 arg = ap.add_argument
@@ -368,6 +368,7 @@ def section_dam(a, device):
 
 
 def main(a):
+    demo.register()
     vars(a).update({k: v[0 if a.quick else 1] for k, v in SIZES.items() if getattr(a, k) is None})
     sections, cuda = a.sections.split(","), a.device == "cuda"
     if a.device not in ("cpu", "cuda") or (cuda and not torch.cuda.is_available()):

@@ -25,8 +25,7 @@ from dam import DAMAttention  # noqa: E402
 import amp  # noqa: E402
 import metrics  # noqa: E402
 from data import load_task  # noqa: E402
-from tokens import tokenize  # noqa: E402
-import demo  # noqa: E402,F401  (adds the demo suites to data.py)
+from lib.tokens import tokenize  # noqa: E402
 import eval as evaluation  # noqa: E402
 import train  # noqa: E402
 from conftest import TASKS, copy_run  # noqa: E402  (and the fixture source_run)

@@ -44,10 +44,10 @@ import train
 from amp import ModelError
 from baselines import AttemptAttention, scaled_sizes, spot_similarity
 from data import DataError, collate, parse_tasks
-import demo  # noqa: F401  (adds the demo suites to data.py)
+from lib import demo
 from metrics import EVAL_BATCH, evaluate, input_tokens, open_run, pick_device
-from runfiles import load_tensors, read_json, write_json
-from tokens import tokenize
+from lib.runfiles import load_tensors, read_json, write_json
+from lib.tokens import tokenize
 
 ap = argparse.ArgumentParser(description="Measured single-source transfer against AMP's attention.")
 ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s), stage target done")
@@ -371,6 +371,7 @@ def summarize(results, targets):
 
 def main(argv=None):
     args = ap.parse_args(argv)
+    demo.register()
     targets = args.targets.split(",")
     try:
         cfg = check(args.out, targets)

@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import amp  # noqa: E402
-import bench  # noqa: E402
+from studies import bench  # noqa: E402
 
 
 def tiny_encoder(attn="eager"):
@@ -65,16 +65,16 @@ BAD_FLAGS.append((["--data-dir", "/nonexistent"], "no data folder"))
 
 @pytest.mark.parametrize("flags, says", BAD_FLAGS)
 def test_bad_flags_stop_with_one_line(flags, says):
-    here = os.path.dirname(os.path.abspath(__file__))
-    cmd = [sys.executable, "bench.py", *flags]
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, "-m", "studies.bench", *flags]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=here)
     assert p.returncode == 1 and says in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
 def test_section_dam_runs_without_peft_or_data():
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sizes = ["--dam-sizes", "2,3", "--dam-l", "3", "--dam-k", "4", "--dam-budget", "0.01"]
-    cmd = [sys.executable, "bench.py", "--sections", "dam", "--data-dir", "/nonexistent", *sizes]
+    cmd = [sys.executable, "-m", "studies.bench", "--sections", "dam", "--data-dir", "/nonexistent", *sizes]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=here)
     assert p.returncode == 0, p.stderr
     rows = [line.split() for line in p.stdout.splitlines()]

@@ -14,7 +14,7 @@ import sys
 from amp import ModelError
 from data import DataError
 from loop import Stop
-from runfiles import load_tensors, read_json, write_json
+from lib.runfiles import load_tensors, read_json, write_json
 
 METHODS = "amp amp-maxpool spot-s spot-m attempt tpt finetune pt-continued select amp-tuned".split()
 OUTPUTS = {  # what --overwrite removes, by config.json section; the first entry means "done"

@@ -20,9 +20,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from probe import candidates  # noqa: E402
+from studies.probe import candidates  # noqa: E402
 from train import ap as train_flags  # noqa: E402
-from transfer import spearman  # noqa: E402
+from studies.transfer import spearman  # noqa: E402
 
 TRIES, MARGIN = (train_flags.get_default(k) for k in ("select_tries", "select_margin"))
 

@@ -15,9 +15,9 @@ import datasets
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-import tokens  # noqa: E402
+from lib import tokens  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
 ROWS = [
     dict(text="the soup was cold", text_pair=None, label=0, group="train/0"),
     dict(text="a warm, friendly place with good bread", text_pair=None, label=1, group="train/1"),

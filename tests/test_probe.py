@@ -13,7 +13,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import eval as evaluation  # noqa: E402
-import probe  # noqa: E402
+from studies import probe  # noqa: E402
 import train  # noqa: E402
 from test_amp import SMALL, make_tiny_encoder  # noqa: E402
 

@@ -15,10 +15,10 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-import demo  # noqa: E402,F401  (adds the demo suites to data.py)
+from lib import demo  # noqa: E402
 import eval as evaluation  # noqa: E402
 from metrics import EVAL_BATCH, evaluate, input_tokens, open_run  # noqa: E402
-from tokens import tokenize  # noqa: E402
+from lib.tokens import tokenize  # noqa: E402
 
 SMALL = "senti_food_32,para_people_32,entail_trips_32"
 ap = argparse.ArgumentParser(description="Each method's dev scores, per task, of run folders.")
@@ -46,6 +46,7 @@ def dev_scores(out, methods):
 
 def main():
     args = ap.parse_args()
+    demo.register()
     small, found = args.small.split(","), {}
     for out in args.out:
         found[out] = dev_scores(out, args.methods)

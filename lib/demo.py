@@ -6,8 +6,7 @@ which shows what data.py loads for any list of tasks.
   checked against a known answer.
 - `lowres` (train.py's default): the same 8, with one target per family cut to 32 training rows
   (`*_32`), beside its full-size siblings.
-Importing this file adds both suites to data.py's registry (train.py, eval.py and transfer.py
-import it).
+register() adds both suites to data.py's registry (train.py, eval.py and the studies call it).
 
 Run:
   python demo.py                  # the lowres suite (or --tasks demo): sizes, one example each
@@ -122,11 +121,13 @@ def demo_split(name, split, seed=0):
             return rows[:32] if s == "train" and name in SMALL else rows
 
 
-for _name, (_family, _, _) in DEMO.items():  # the demo tasks join data.py's registry and suites
-    data.REGISTRY[_name] = data._task("", "text text_pair", "0 1", "accuracy", _family, "test", 64)
-    data.GENERATED[_name] = functools.partial(demo_split, _name)
-data.SUITES.update(SUITES)
-
+def register():
+    """Adds the demo tasks to data.py's registry and the demo and lowres suites to its suites
+    (train.py, eval.py and the studies call it first; calling it again changes nothing)."""
+    for name, (family, _, _) in DEMO.items():
+        data.REGISTRY[name] = data.make_task("", "text text_pair", "0 1", "accuracy", family, "test", 64)
+        data.GENERATED[name] = functools.partial(demo_split, name)
+    data.SUITES.update(SUITES)
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="Show the tasks data.py loads: sizes, an example.")
@@ -135,6 +136,7 @@ if __name__ == "__main__":
     ap.add_argument("--protocol", default="honest", choices=["honest", "paper"], help="split_task")
     ap.add_argument("--carve", action="store_true", help="carve a missing train split (data.py)")
     args = ap.parse_args()
+    register()
     try:
         for n in parse_tasks(args.tasks, args.data_dir):
             t = load_task(n, args.data_dir, args.protocol, args.carve)

@@ -23,7 +23,7 @@ def once():
     """One process: load imdb, time tokenize, print seconds and a digest of the result."""
     from amp import DEFAULT_MODEL, load_encoder
     from data import load_task
-    from tokens import tokenize
+    from lib.tokens import tokenize
 
     _, tokenizer = load_encoder(DEFAULT_MODEL)
     train = load_task("imdb", os.path.join(HERE, "..", "..", "shared", "data"))["train"]

@@ -16,15 +16,14 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import amp  # noqa: E402
-import runfiles  # noqa: E402
+from lib import runfiles  # noqa: E402
 import metrics  # noqa: E402
 import eval as evaluation  # noqa: E402,F401
 import train  # noqa: E402
-import transfer  # noqa: E402
+from studies import transfer  # noqa: E402
 from baselines import AttemptAttention, scaled_sizes  # noqa: E402
 from data import collate, load_task  # noqa: E402
-from tokens import tokenize  # noqa: E402
-import demo  # noqa: E402,F401  (adds the demo suites to data.py)
+from lib.tokens import tokenize  # noqa: E402
 from test_amp import make_tiny_encoder  # noqa: E402
 
 

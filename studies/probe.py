@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from data import collate
 from metrics import EVAL_BATCH, autocast, score
-from runfiles import read_json, write_json
+from lib.runfiles import read_json, write_json
 
 MAX_ROWS = 1000  # rows per split a probe reads at most (the first ones of the split)
 

@@ -31,9 +31,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from baselines import source_prompts  # noqa: E402
 from data import collate  # noqa: E402
 from metrics import EVAL_BATCH  # noqa: E402
-from probe import MAX_ROWS, fit_head  # noqa: E402
+from studies.probe import MAX_ROWS, fit_head  # noqa: E402
 from train import setup  # noqa: E402
-from transfer import spearman  # noqa: E402
+from studies.transfer import spearman  # noqa: E402
 
 SMALL = ["senti_food_32", "para_people_32", "entail_trips_32"]
 L2 = [1e-2, 1e-1, 1.0]

@@ -19,7 +19,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from demo import DEMO  # noqa: E402
+from lib.demo import DEMO  # noqa: E402
 
 ap = argparse.ArgumentParser(description="SPoT-m from the best sibling, and the best source.")
 ap.add_argument("--runs", nargs="+", required=True, help="lowres run folders, seeds 0, 1, 2, ...")

@@ -13,8 +13,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from amp import DEFAULT_MODEL, load_encoder  # noqa: E402
 from data import load_task, task_batches  # noqa: E402
-from tokens import tokenize  # noqa: E402
-import demo  # noqa: E402,F401  (adds the demo suites to data.py)
+from lib.tokens import tokenize  # noqa: E402
+from lib import demo  # noqa: E402
 from metrics import input_tokens  # noqa: E402
 
 l, B = 20, 16

@@ -9,7 +9,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import amp  # noqa: E402
 import train  # noqa: E402
+from lib import demo  # noqa: E402
 from test_amp import make_tiny_encoder  # noqa: E402
+
+demo.register()  # the demo tasks, which most tests train on
 
 TASKS = ["senti_food", "colours"]
 

@@ -16,15 +16,14 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import amp  # noqa: E402
-import runfiles  # noqa: E402
+from lib import runfiles  # noqa: E402
 import dam  # noqa: E402
 import metrics  # noqa: E402
 import eval as evaluation  # noqa: E402
 import loop  # noqa: E402
 import train  # noqa: E402
 from data import collate, load_task  # noqa: E402
-from tokens import tokenize  # noqa: E402
-import demo  # noqa: E402,F401  (adds the demo suites to data.py)
+from lib.tokens import tokenize  # noqa: E402
 
 SMALL = "--max-train 64 --max-eval 32 --batch-size 16 --prompt-len 4 --seed 1".split()
 
@@ -311,7 +310,7 @@ def test_packaged_minilm_trains_a_prompt_offline():
     assert all(p.grad is None for p in encoder.parameters())  # the encoder stays frozen
 
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
 SHARED = os.environ.get("AMP_DATA_DIR", os.path.join(HERE, "..", "shared", "data"))
 NO_DATA = f"no local copy of the paper's tasks at {SHARED} (set AMP_DATA_DIR)"
 
