@@ -99,13 +99,13 @@ class PromptModel(nn.Module):
     """The frozen encoder and one linear head per task. Every example brings its own prompt, so a
     batch can mix tasks (stage 2) and a task can read a source or a target prompt (paper 3.1, 3.3).
 
-    dropout=False keeps the frozen encoder in eval mode while training (measured on the demo suite:
+    The frozen encoder stays in eval mode while training: no dropout (measured on the demo suite:
     with MiniLM's dropout on, prompt + head on a containment task stayed at 55% dev accuracy after
-    150 steps; with it off, 90%). dropout=True keeps its dropout, as P-tuning and ATTEMPT do."""
+    150 steps; with it off, 90%; RESULTS.md has the whole comparison)."""
 
-    def __init__(self, encoder, num_labels, dropout=False):
+    def __init__(self, encoder, num_labels):
         super().__init__()
-        self.encoder, self.dropout = encoder, dropout
+        self.encoder = encoder
         self.d = encoder.config.hidden_size
         self.num_labels = list(num_labels)  # per task; 1 = regression
         self.heads = nn.ModuleList(nn.Linear(self.d, C) for C in self.num_labels)
@@ -114,7 +114,7 @@ class PromptModel(nn.Module):
 
     def train(self, mode=True):
         super().train(mode)
-        self.encoder.train(mode and self.dropout)
+        self.encoder.train(False)  # dropout off (fine-tuning too: the same encoder settings)
         return self
 
     def hidden(self, prompts, input_ids, attention_mask, token_type_ids):
@@ -152,6 +152,37 @@ class PromptModel(nn.Module):
                 ce = F.cross_entropy(logits[rows, :C].float(), labels[rows].long(), reduction="sum")
                 total = total + ce
         return total / len(task)
+
+
+class TaskPrompt:
+    """Stage 1's prompt P_t (l, d) of one task (paper 3.1), as the training loop reads it."""
+
+    def __init__(self, P):
+        self.P = P  # (l, d)
+
+    def __call__(self, b):
+        """batch -> (B, l, d): P_t for each example."""
+        return self.P.expand(len(b["task"]), -1, -1)
+
+    def of(self, t):
+        """What task t's dev score reads: P_t."""
+        return self.P.detach()
+
+
+class TargetPrompts:
+    """Stage 2's target prompts P' = ψ(P) (paper 3.2), as the training loop reads them: ψ is run
+    on the frozen source prompts P (n, l, d) at every step: the gradient reaches W_Q, W_K, W_V."""
+
+    def __init__(self, psi, P):
+        self.psi, self.P = psi, P
+
+    def __call__(self, b):
+        """batch -> (B, l, d): P'_task for each example (one batch mixes tasks, paper 4.2)."""
+        return prompts_per_example(self.psi(self.P)[0], b["task"])
+
+    def of(self, t):
+        """What task t's dev score reads: P'_t (l, d)."""
+        return self.psi(self.P)[0][t].detach()
 
 
 def prompts_per_example(P, task):

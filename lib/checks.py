@@ -3,7 +3,7 @@ folder can be in, stopped here with one line and exit code 2, before a model is 
 
 A run lives in one folder (--out). Stage source creates it; a folder that holds a run is never
 replaced without --overwrite, and a stopped stage continues with --resume. What each method writes,
-and so what --overwrite removes, is OUTPUTS. Run: python -m pytest -q test_reliability.py
+and so what --overwrite removes, is OUTPUTS. Run: python -m pytest -q tests/test_reliability.py
 """
 
 import contextlib
@@ -13,21 +13,15 @@ import sys
 
 from amp import ModelError
 from data import DataError
+from lib.runfiles import METHODS, RunFileError, load_tensors, read_json, section, write_json
 from loop import Stop
-from lib.runfiles import load_tensors, read_json, write_json
 
-METHODS = "amp amp-maxpool spot-s spot-m attempt tpt finetune pt-continued select amp-tuned".split()
+OTHERS = [m for m in METHODS if m not in ("prompt", "amp")]  # each in a folder of its own
 OUTPUTS = {  # what --overwrite removes, by config.json section; the first entry means "done"
-    "source": ["config.json", "log.jsonl", "source", "ckpt.pt", "probe", *METHODS[1:]],
+    "source": ["config.json", "log.jsonl", "source", "ckpt.pt", "probe", *OTHERS],
     "target": "psi.safetensors target attention.json eval.json attention.png ckpt.pt".split(),
-    **{m: [m, "eval.json", "ckpt.pt"] for m in METHODS[1:]},
+    **{m: [m, "eval.json", "ckpt.pt"] for m in OTHERS},
 }
-
-
-def section(method):
-    """The entry of config.json (and of OUTPUTS) that holds a method's flags: prompt tuning is stage
-    source, AMP is stage target, every other method has its own."""
-    return {"prompt": "source", "amp": "target"}.get(method, method)
 
 
 def fail(msg):
@@ -45,11 +39,11 @@ def check_flags(args):
         if getattr(args, k) is not None and getattr(args, k) <= 0:
             fail(f"--{k.replace('_', '-')} must be positive, got {getattr(args, k)}")
     bad_rate = any(x is not None and x <= 0 for x in (args.lr, args.head_lr))
-    if bad_rate or (args.warmup or 0) < 0 or args.weight_decay < 0:
+    if bad_rate or (args.warmup or 0) < 0 or (args.weight_decay or 0) < 0:
         fail("--lr and --head-lr must be positive, --warmup and --weight-decay not negative")
     if args.resume and args.overwrite:
         fail("--resume continues a run and --overwrite replaces it: give one of them")
-    if args.method != "amp" and args.stage != "target":
+    if args.method is not None and args.stage != "target":
         fail("--method chooses what --stage target trains; stage source is always prompt tuning")
     if os.path.isfile(args.out):
         fail(f"--out {args.out} is a file; give a folder")
@@ -61,7 +55,7 @@ def read_run(args):
     path = os.path.join(out, "config.json")
     try:
         cfg = read_json(path, need=["run"]) if os.path.exists(path) else None
-    except ModelError as e:  # a damaged config.json: only --stage source --overwrite replaces it
+    except RunFileError as e:  # a damaged config.json: only --stage source --overwrite replaces it
         if not (source and args.overwrite):
             fail(str(e))
         cfg = {"damaged": True}  # a run, so that its files are removed before starting again
@@ -115,7 +109,7 @@ def readable(paths):
     """Read saved tensors now, before --overwrite removes anything: a damaged one stops here."""
     try:
         [load_tensors(p, {}) for p in paths]
-    except ModelError as e:
+    except RunFileError as e:
         fail(str(e))
 
 
@@ -127,9 +121,10 @@ def clear(args, cfg):
         shutil.rmtree(p) if os.path.isdir(p) else os.remove(p) if os.path.exists(p) else None
 
 
-def start_run(args, cfg, run, flags):
+def start_run(args, cfg, run, flags, facts):
     """--overwrite removes what the method wrote before (stage source: the whole run); then the run
-    folder's config.json records what the run is (run) and how this method trains (flags)."""
+    folder's config.json records what the run is (run), how this method trains (flags), and each
+    task's label names and input length (facts: {"labels": {task: names}, "input_tokens": ...})."""
     if args.overwrite and cfg:
         clear(args, cfg)
         cfg = None if args.stage == "source" else cfg
@@ -139,6 +134,8 @@ def start_run(args, cfg, run, flags):
         cfg["adding"] = args.add_task
     else:
         cfg[section(args.method)] = flags
+    for k, by_task in facts.items():
+        cfg[k] = {**cfg.get(k, {}), **by_task}
     write_json(os.path.join(args.out, "config.json"), cfg)
     return cfg
 
@@ -150,7 +147,7 @@ def reported(args):
     ends removes its checkpoint: its outputs are written."""
     try:
         yield
-    except (DataError, ModelError) as e:
+    except (DataError, ModelError, RunFileError) as e:
         fail(str(e))
     except Stop as e:
         print(f"train.py: stopped: {e}", file=sys.stderr)

@@ -4,10 +4,11 @@ checked as they are read, so that a damaged file stops a command with one line s
 Tensors go in safetensors files with what made them (and a sha256 of their bytes) in the metadata;
 checkpoints are torch.save's zip archives; the rest is JSON. Every script reads and writes the files
 of a run only through this file.
-Run: python -m pytest -q test_reliability.py   (damaged files, full disks, kills and resumes)
+Run: python -m pytest -q tests/test_reliability.py   (damaged files, full disks, kills and resumes)
 """
 
 import hashlib
+from dataclasses import dataclass
 import json
 import os
 import time
@@ -17,18 +18,67 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from amp import ModelError
+
+class RunFileError(Exception):
+    """A file of a run that is missing, damaged, or made for another run; printed as one line that
+    says what to do."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of the run folder: its column in eval.py's tables, the folder of its per-task
+    files (OUT/<folder>/<task>.safetensors), its entry of config.json (and of checks.OUTPUTS)."""
+
+    title: str
+    folder: str
+    section: str
+
+
+# fmt: off
+METHODS = {  # Table 1's columns in the paper's order, then the ablation and the studies
+    "finetune":     Method("fine-tuning",     "finetune/target",     "finetune"),
+    "prompt":       Method("prompt tuning",   "source",              "source"),
+    "spot-s":       Method("SPoT-s",          "spot-s/target",       "spot-s"),
+    "spot-m":       Method("SPoT-m",          "spot-m/target",       "spot-m"),
+    "attempt":      Method("ATTEMPT",         "attempt/target",      "attempt"),
+    "tpt":          Method("TPT",             "tpt/target",          "tpt"),
+    "amp":          Method("AMP",             "target",              "target"),
+    "amp-maxpool":  Method("AMP-maxpool",     "amp-maxpool/target",  "amp-maxpool"),
+    "pt-continued": Method("PT continued",    "pt-continued/target", "pt-continued"),
+    "select":       Method("select",          "select/target",       "select"),
+    "amp-tuned":    Method("AMP, then tuned", "amp-tuned/target",    "amp-tuned"),
+}
+# fmt: on
+
+
+def section(method):
+    """The entry of config.json holding a method's flags: stage source, stage target, or its own."""
+    return METHODS[method].section
+
+
+def task_file(out, method, task):
+    """The file holding a task's prompt and head under a method, in run folder `out`."""
+    return os.path.join(out, METHODS[method].folder, f"{task}.safetensors")
 
 
 # ----------------------------------------------------------------------------------------------
 # Writing: every file goes to a temporary file in the same folder and is renamed into place, so a
 # crash never leaves half a file; tensors carry what made them and a checksum of their bytes.
+def new_file_mode():
+    """The mode open() gives a new file: 0o666 less the process's umask (read, then put back)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic(path, write):
-    """write(tmp) writes the file at a temporary path, which then replaces `path` in one step."""
+    """write(tmp) writes the file at a temporary path, which then replaces `path` in one step, with
+    the mode of a file the user writes (safetensors writes 0o600: not readable by the group)."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         write(tmp)
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -36,7 +86,11 @@ def atomic(path, write):
 
 
 def write_json(path, obj):
-    atomic(path, lambda tmp: json.dump(obj, open(tmp, "w"), indent=1))
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+
+    atomic(path, write)
 
 
 def checksum(tensors):
@@ -109,7 +163,7 @@ def way_out(path):
 
 
 def damaged(path, found):
-    return ModelError(f"{path} is damaged ({found}); {way_out(path)}")
+    return RunFileError(f"{path} is damaged ({found}); {way_out(path)}")
 
 
 def first_line(e):
@@ -148,7 +202,7 @@ def load_tensors(path, expect):
     with one line (see damaged), and one made for something else than this run expects (another
     encoder, hidden size, prompt length or task) stops with both sides named."""
     if not os.path.exists(path):
-        raise ModelError(f"{path} is missing")
+        raise RunFileError(f"{path} is missing")
     problem = safetensors_problem(path)
     if problem:
         raise damaged(path, problem)
@@ -163,7 +217,7 @@ def load_tensors(path, expect):
     for key, want in expect.items():
         if key in meta and meta[key] != want:
             have = f"{key}={meta[key]!r}"
-            raise ModelError(f"{path} was made with {have}, but this run has {key}={want!r}")
+            raise RunFileError(f"{path} was made with {have}, but this run has {key}={want!r}")
     tensors = load_file(path)
     if "sha256" in meta and checksum(tensors) != meta["sha256"]:
         raise damaged(path, "its tensors are not the bytes that were written: the checksum differs")
@@ -174,7 +228,7 @@ def read_json(path, need=()):
     """A JSON file of the run, a dict holding the keys in need; a missing or damaged one stops with
     one line."""
     if not os.path.exists(path):
-        raise ModelError(f"{path} is missing; {way_out(path)}")
+        raise RunFileError(f"{path} is missing; {way_out(path)}")
     try:
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
@@ -227,3 +281,16 @@ def log(args, **record):
     """One JSON record a line in the run's log.jsonl (epochs, checkpoints, finished stages)."""
     with open(os.path.join(args.out, "log.jsonl"), "a") as f:
         f.write(json.dumps(dict(time=round(time.time(), 2), **record)) + "\n")
+
+
+def source_prompts(out, env, names, folder="source"):
+    """The named tasks' prompts P (n, l, d) from OUT/folder/ (stage 1's; "target": AMP's P'), on
+    the run's device, each task's head loaded into the model (env: train.setup's)."""
+    P = []
+    for n in names:
+        path = os.path.join(out, folder, f"{n}.safetensors")
+        W, _ = load_tensors(path, dict(env["meta"], task=n))
+        head = {"weight": W["head.weight"], "bias": W["head.bias"]}
+        env["model"].heads[env["ids"][n]].load_state_dict(head)
+        P.append(W["P"])
+    return torch.stack(P).to(env["device"])  # (n, l, d)

@@ -214,16 +214,20 @@ def test_early_stopping_restores_the_parameters_of_the_best_dev_epoch(tiny, tmp_
     env = dict(model=amp.PromptModel(encoder, [2]), device="cpu", train=[data], ids={"colours": 0})
     P = torch.nn.Parameter(torch.randn(4, 32))
     scores, snapshots, done = iter([1.0, 3.0, 2.0, 2.5, 0.0, 9.0]), [], []
-    dev = lambda: snapshots.append(P.detach().clone()) or next(scores)
-    monkeypatch.setattr(loop, "mean_dev", lambda *_: dev)
+
+    def dev(env, job):  # loop.mean_dev, recording the parameters it scores
+        snapshots.append(P.detach().clone())
+        return next(scores)
+
+    monkeypatch.setattr(loop, "mean_dev", dev)
     steps = dict(epochs=6, max_steps=None, patience=2, warmup=0, ckpt_every=100, batch_size=8)
     a = argparse.Namespace(out=str(tmp_path), resume=False, weight_decay=0.0, seed=0, **steps)
-    expand = lambda b: P.expand(len(b["task"]), -1, -1)
-    keep = lambda: done.append(P.detach().clone())
-    job = loop.Job("t", [([P], 0.1)], ["colours"], prompts=expand, prompt_of=None, done=keep)
-    loop.fit(a, env, [job])
+    job = loop.Job("t", [([P], 0.1)], ["colours"], amp.TaskPrompt(P))
+    for finished in loop.fit(a, env, [job]):
+        done.append((finished, P.detach().clone()))
     assert len(snapshots) == 4  # epochs 3 and 4 did not beat epoch 2
-    assert torch.equal(P.detach(), snapshots[1]) and torch.equal(done[0], snapshots[1])
+    assert done[0][0] is job and torch.equal(done[0][1], snapshots[1])
+    assert torch.equal(P.detach(), snapshots[1])
     assert not torch.equal(snapshots[1], snapshots[3])
 
 
@@ -284,9 +288,9 @@ def test_add_task_leaves_old_target_prompts_byte_identical(run_dir):
 
 def test_files_made_for_another_setting_name_both_sides(run_dir):
     path = os.path.join(run_dir, "source", "colours.safetensors")
-    with pytest.raises(amp.ModelError, match=r"l=4, but this run has l=100"):
+    with pytest.raises(runfiles.RunFileError, match=r"l=4, but this run has l=100"):
         runfiles.load_tensors(path, dict(l=100))
-    with pytest.raises(amp.ModelError, match=r"task='colours', but this run has task='sst2'"):
+    with pytest.raises(runfiles.RunFileError, match=r"task='colours', but this run has task='sst2'"):
         runfiles.load_tensors(path, dict(task="sst2"))
 
 

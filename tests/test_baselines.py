@@ -5,7 +5,7 @@ the cosine of their mean tokens; the parameter formulas equal the counted parame
 paper's Table 2; and each method through train.py (the loss falls, the trained count is the
 formula, frozen weights stay, the saved files load back and score alike).
 
-  python -m pytest -q test_baselines.py
+  python -m pytest -q tests/test_baselines.py
 """
 
 import json
@@ -31,7 +31,8 @@ import train  # noqa: E402
 from conftest import TASKS, copy_run  # noqa: E402  (and the fixture source_run)
 from test_amp import make_tiny_encoder  # noqa: E402
 
-MERGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "table1_merge.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
+MERGE = os.path.join(ROOT, "studies", "table1", "table1_merge.py")
 
 
 def attempt_inputs(n=3, l=4, d=8, B=5, T=6, seed=0):
@@ -223,7 +224,7 @@ def watch_fits(monkeypatch, fits, encoder_may_move):
         frozen = {k: v.clone() for k, v in env["model"].encoder.state_dict().items()}
         groups = [ps for j in jobs if not j.key.startswith("source:") for ps, _ in j.groups]
         fits.append(sum(p.numel() for ps in groups for p in ps if p.requires_grad))  # not SPoT-m's
-        real_fit(args, env, jobs)
+        yield from real_fit(args, env, jobs)
         now = env["model"].encoder.state_dict().items()
         assert all(torch.equal(v, frozen[k]) for k, v in now) or encoder_may_move
 
@@ -308,7 +309,10 @@ def test_eval_methods_scores_only_those_columns_as_the_full_eval_does_and_keeps_
 
 def table1(methods, runs, scores):
     """A table1 json of eval.py: scores[method][run] holds (cb, rte)."""
-    column = lambda m, i: [scores[m][r][i] for r in range(len(runs))]
+
+    def column(m, i):  # method m's score on task i, one a run
+        return [scores[m][r][i] for r in range(len(runs))]
+
     rows = {t: {m: column(m, i) for m in methods} for i, t in enumerate(["cb", "rte"])}
     return dict(methods=methods, runs=runs, table1=rows)
 
@@ -327,7 +331,10 @@ def test_table1_merge_joins_seeds_by_run_pairs_them_with_prompt_tuning_and_flags
     assert joined["prompt"]["s1"] == {"cb": 40, "rte": 50}  # the first file's scores are kept
     assert joined["tpt"] == {"s1": {"cb": 44, "rte": 52}} and sorted(joined["amp"]) == ["s0", "s1"]
     json_out = tmp_path / "m.json"
-    merge = lambda *argv: monkeypatch.setattr(sys, "argv", ["table1_merge.py", *map(str, argv)])
+
+    def merge(*argv):  # table1_merge.py's command line, for its next run
+        monkeypatch.setattr(sys, "argv", ["table1_merge.py", *map(str, argv)])
+
     merge(a, b, "--json", json_out)
     runpy.run_path(MERGE, run_name="__main__")
     m = json.load(open(json_out))
@@ -346,7 +353,11 @@ def test_table1_merge_reads_an_ablation_copy_as_that_variant_of_its_seed_and_che
     tmp_path, capsys
 ):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    methods, cb = ["prompt", "amp"], lambda prompt, amp: {"cb": {"prompt": [prompt], "amp": [amp]}}
+    methods = ["prompt", "amp"]
+
+    def cb(prompt, amp):  # a table1 of task cb alone, one run
+        return {"cb": {"prompt": [prompt], "amp": [amp]}}
+
     json.dump(dict(methods=methods, runs=["runs/t0"], table1=cb(50, 60)), open(a, "w"))
     json.dump(dict(methods=methods, runs=["runs/t0_wvonly"], table1=cb(52, 40)), open(b, "w"))
     joined, _ = runpy.run_path(MERGE)["merge"]([str(a), str(b)])

@@ -3,7 +3,7 @@ task's batches cover each row once and pad little; mixed tasks follow the paper'
 min(N_t, K) (4.2), or min(N_t, K)^(1/T) with --mix-temperature; --mix-grouped draws exactly the
 same (task, row) pairs as the paper's mixing, in length-grouped batches.
 
-  python -m pytest -q test_mixing.py
+  python -m pytest -q tests/test_mixing.py
 """
 
 import argparse
@@ -56,7 +56,10 @@ def test_task_batches_hold_every_row_once_and_follow_seed_and_epoch(lengths):
 def test_length_grouped_batches_pad_far_less_than_a_plain_shuffle():
     rng = random.Random(0)
     L = [min(512, int(5 + rng.lognormvariate(3.0, 0.9))) for _ in range(4000)]  # median 25, max 421
-    pad = lambda batches: sum(len(b) * max(L[i] for i in b) - sum(L[i] for i in b) for b in batches)
+
+    def pad(batches):  # padding tokens: each batch padded to its longest row
+        return sum(len(b) * max(L[i] for i in b) - sum(L[i] for i in b) for b in batches)
+
     grouped, plain = pad(task_batches(L, 16, 0, 0)), pad(task_batches(len(L), 16, 0, 0))
     assert grouped < 0.1 * plain, (grouped, plain)  # measured: 13,790 vs 319,246 (0.043)
 
@@ -87,9 +90,10 @@ LONG = [[random.Random(t).randint(5, 250) for _ in range(n)] for t, n in enumera
 
 def test_grouped_mixing_draws_the_same_pairs_with_less_padding():
     sizes, L = [len(x) for x in LONG], LONG
-    pad = lambda bs: sum(
-        len(b) * max(L[t][i] for t, i in b) - sum(L[t][i] for t, i in b) for b in bs
-    )
+
+    def pad(bs):  # padding tokens: each batch of (task, row) padded to its longest row
+        return sum(len(b) * max(L[t][i] for t, i in b) - sum(L[t][i] for t, i in b) for b in bs)
+
     for e in range(3):
         plain, grouped = epoch_batches(sizes, 16, 0, e), epoch_batches(sizes, 16, 0, e, lengths=L)
         assert sorted(p for b in grouped for p in b) == sorted(p for b in plain for p in b)
@@ -104,4 +108,4 @@ def test_the_loop_mixes_with_the_runs_flags(grouped):
     env = dict(ids={"a": 0, "b": 1, "c": 2}, train=train)
     args = argparse.Namespace(batch_size=16, seed=5, mix_temperature=3.0, mix_grouped=grouped)
     expect = epoch_batches([40, 600, 300], 16, 5, 2, T=3.0, lengths=LONG if grouped else None)
-    assert loop.job_batches(args, env, ["a", "b", "c"])(2) == expect
+    assert loop.job_batches(args, env, ["a", "b", "c"], 2) == expect
