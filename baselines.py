@@ -1,35 +1,22 @@
 """baselines.py: what the paper's baselines add to prompt tuning (paper 4.2, Table 1, A.1, A.3).
 
-Every method ends in one prompt (B, l', d) per example, which amp.PromptModel puts before the word
-embeddings; the second half of the file holds each baseline's recipe: the jobs that train.py hands
-to loop.fit. Fine-tuning needs nothing from here, prompt tuning is stage 1 itself, and AMP is
-dam.py (AMP-maxpool: dam.py with scores="maxpool", the paper's Figure 2). What the others add:
+Every method ends in a prompt (B, l', d) per example, which amp.PromptModel puts before the word
+embeddings; the second half of the file holds each baseline's recipe, the jobs train.py hands to
+loop.fit (prompt tuning is stage 1 itself; AMP and AMP-maxpool are dam.py). What the others add:
   SPoT-s, SPoT-m  a target prompt started from source prompts (spot_s_init, spot_m_init), then tuned
   ATTEMPT         a small shared attention that mixes source prompts per input (AttemptAttention)
   TPT             a bank of prompt tokens, the k best retrieved per input (TokenBank, tpt_prompt)
-and params_per_method gives each method's trainable parameters as formulas (README, eval.py).
+params_per_method gives each method's trainable parameters as formulas (Table 2, eval.py).
 
-Sizes. The official systems run T5-base (d = 768, prompts of 100 tokens), the default here
-all-MiniLM-L6-v2 (d = 384) with l = 20; scaled_sizes(d, l) is official at d = 768, l = 100, else:
-  ATTEMPT bottleneck   b = round(100 d / 768): the official 100 is a width, not the prompt length
-  ATTEMPT temperature  T = d e σ, σ = RMS of the source prompts' entries (AttemptAttention works
-                       it out). The official T is d e = 2087 on T5-base, whose prompts have σ ≈ 1
-                       (ATTEMPT's released ReCoRD prompt: std 1.02, max-pooled key of norm 72). A
-                       score is key·h / T with |h| ≈ √d after the LayerNorm and |key| ∝ σ √d, so
-                       T = d e σ keeps the official scale of scores for any encoder. MiniLM's
-                       prompts start at σ ≈ 0.06 (common tokens' embeddings): T = d e would keep
-                       every score below 0.05 and the weights uniform; T = d e σ ≈ 65.
-  TPT bank, top-k      m = 6 l, k = l: officially 600 = 6 source tasks x 100 tokens (the bank can
-                       be built by stacking their prompts) and k = 100, the prompt length
-  TPT task prompt      l (officially 100): TPT's prompt is then [k ; l] = 2l tokens, as there
+Sizes: official at d = 768, l = 100 (T5-base), else scaled (scaled_sizes, docs/baselines.md).
 Facts from the official code (github AkariAsai/ATTEMPT, mlwu22/TPT) are named where used. Run:
-  python -m pytest -q test_baselines.py
+  python -m pytest -q tests/test_baselines.py
   python baselines.py   # the parameter table of the default and of the paper's setting
-  python train.py --stage target --method attempt --max-steps 20 --out runs/tiny   # after the
-  python eval.py --out runs/tiny                                   # tiny stage-1 run of train.py
+  python train.py --stage target --method attempt --max-steps 20 --out runs/tiny  # after stage 1
 """
 
 import copy
+import functools
 import math
 import os
 
@@ -39,11 +26,11 @@ import torch.nn.functional as F
 
 from amp import init_prompt, seed_for
 from loop import Job
-from lib.runfiles import load_tensors, save_tensors
+from lib.runfiles import load_tensors, source_prompts
 
 
 def scaled_sizes(d, l):
-    """The official T5-base sizes (d = 768, l = 100) scaled to d and l (the module docstring's)."""
+    """The official T5-base sizes (d = 768, l = 100) scaled to d and l (docs/baselines.md)."""
     return dict(bottleneck=max(1, round(100 * d / 768)), bank=6 * l, top_k=l, task_prompt=l)
 
 
@@ -264,22 +251,8 @@ def print_table(title, counts):
         print(f"  {name:<12} {nums} {c['total_with_heads']:>13,}  {c['formula']}")
 
 
-# How each baseline trains. train.py runs each recipe: a recipe yields lists of jobs (loop.Job),
-# and loop.fit trains the jobs of one list together. A recipe skips what its run folder already
-# holds, so --resume goes on where a run stopped. out: the run folder; env: what train.setup
-# returns; args: the flags.
-def source_prompts(out, env, names, folder="source"):
-    """The named tasks' prompts, (n, l, d), stage 1's (folder "target": AMP's P'), heads loaded."""
-    P = []
-    for n in names:
-        path = os.path.join(out, folder, f"{n}.safetensors")
-        W, _ = load_tensors(path, dict(env["meta"], task=n))
-        head = {"weight": W["head.weight"], "bias": W["head.bias"]}
-        env["model"].heads[env["ids"][n]].load_state_dict(head)
-        P.append(W["P"])
-    return torch.stack(P).to(env["device"])  # (n, l, d)
-
-
+# How each baseline trains: a recipe yields lists of jobs (loop.Job) that loop.fit trains together;
+# train.py writes each job's files when it stops. A recipe skips what the run already holds.
 def spot_init(method, out, env, names, source):
     """{task: (l, d)}, where prompt tuning starts: SPoT-s from the other tasks' source prompts
     (spot_s_init), SPoT-m from the source prompt of task `source` (spot_m_init)."""
@@ -287,6 +260,24 @@ def spot_init(method, out, env, names, source):
         P = source_prompts(out, env, names)  # (n, l, d)
         return {n: spot_s_init(P, i) for i, n in enumerate(names)}
     return {n: spot_m_init(source_prompts(out, env, [source])[0]) for n in names}
+
+
+class AttemptPrompts:
+    """ATTEMPT's prompt for each example (B, l, d): the attention's mix of the frozen source
+    prompts P (n, l, d) and the example's own target prompt, its task's row of P_own (n, l, d)."""
+
+    def __init__(self, att, P, P_own, embed):
+        self.att, self.P, self.P_own, self.embed = att, P, P_own, embed
+
+    def __call__(self, b, own=None):  # own (B, l, d): P_own's rows of the batch's tasks
+        own = self.P_own.index_select(0, b["task"]) if own is None else own
+        return self.att(self.P, own, self.embed(b["input_ids"]), b["attention_mask"])[0]
+
+    def of(self, t):  # task t's prompt depends on the input: a function of the batch
+        return functools.partial(self.for_task, t)
+
+    def for_task(self, t, b):
+        return self(b, self.P_own[t].detach().expand(len(b["task"]), -1, -1))
 
 
 def attempt_jobs(args, env, names):
@@ -302,22 +293,30 @@ def attempt_jobs(args, env, names):
     att = AttemptAttention(model.d, scaled_sizes(model.d, args.prompt_len)["bottleneck"])
     att = att.to(env["device"])
     P_own = nn.Parameter(P.clone())  # (n, l, d) target prompts
-    embed = model.encoder.get_input_embeddings()
-    mix = lambda b, own: att(P, own, embed(b["input_ids"]), b["attention_mask"])[0]  # (B, l, d)
-
-    def done():  # each task's target prompt and head, then the attention
-        for t, n in enumerate(names):
-            head = model.heads[t]
-            W = {"P": P_own[t], "head.weight": head.weight, "head.bias": head.bias}
-            path = os.path.join(out, "target", f"{n}.safetensors")
-            save_tensors(path, W, dict(env["meta"], task=n))
-        save_tensors(os.path.join(out, "attention.safetensors"), att.state_dict(), env["meta"])
-
+    files = {}  # each task's target prompt and head, then the attention
+    for t, (n, head) in enumerate(zip(names, model.heads)):
+        W = {"P": P_own[t], "head.weight": head.weight, "head.bias": head.bias}
+        files[os.path.join(out, "target", f"{n}.safetensors")] = (W, dict(env["meta"], task=n))
+    files[os.path.join(out, "attention.safetensors")] = (att.state_dict(), env["meta"])
     heads = list(model.heads.parameters())
     groups = [(list(att.parameters()) + [P_own], args.lr), (heads, args.head_lr)]
-    prompts = lambda b: mix(b, P_own.index_select(0, b["task"]))
-    prompt_of = lambda t: lambda b: mix(b, P_own[t].detach().expand(len(b["task"]), -1, -1))
-    yield [Job("attempt", groups, names, prompts, prompt_of, done)]
+    prompt = AttemptPrompts(att, P, P_own, model.encoder.get_input_embeddings())
+    yield [Job("attempt", groups, names, prompt, files)]
+
+
+class TptPrompt:
+    """TPT's prompt for each example: the k bank tokens its input retrieves, then the task's prompt
+    P_t (l, d); without P_t (phase 1) the retrieved tokens alone."""
+
+    def __init__(self, bank, embed, P_t=None):
+        self.bank, self.embed, self.P_t = bank, embed, P_t
+
+    def __call__(self, b):
+        retrieved = self.bank(self.embed(b["input_ids"]), b["attention_mask"])[0]  # (B, k, d)
+        return retrieved if self.P_t is None else tpt_prompt(retrieved, self.P_t)  # (B, k + l, d)
+
+    def of(self, t):  # one task: the same function of the batch
+        return self
 
 
 def tpt_jobs(args, env, names):
@@ -335,18 +334,12 @@ def tpt_jobs(args, env, names):
     g = torch.Generator().manual_seed(seed_for(args.seed, "tpt"))
     start = init_prompt(model.encoder, env["tokenizer"], sizes["bank"], g)  # (m, d)
     bank = TokenBank(start, sizes["top_k"]).to(env["device"])
-    retrieve = lambda b, B: B(embed(b["input_ids"]), b["attention_mask"])[0]  # (B, k, d)
     path = os.path.join(out, "bank.safetensors")
     if not os.path.exists(path):  # phase 1
-        heads = list(model.heads.parameters())
-        heads_were = [p.requires_grad for p in heads]
-        for p in heads:
-            p.requires_grad_(False)
-        prompts = lambda b: retrieve(b, bank)
-        save = lambda: save_tensors(path, {"bank": bank.bank}, env["meta"])
-        yield [Job("tpt:bank", [([bank.bank], args.lr)], names, prompts, lambda t: prompts, save)]
-        for p, was in zip(heads, heads_were):
-            p.requires_grad_(was)
+        model.heads.requires_grad_(False)  # stage 1's heads read the retrieved tokens, frozen
+        files = {path: ({"bank": bank.bank}, env["meta"])}
+        yield [Job("tpt:bank", [([bank.bank], args.lr)], names, TptPrompt(bank, embed), files)]
+        model.heads.requires_grad_(True)
     bank.bank.data.copy_(load_tensors(path, env["meta"])[0]["bank"])
     jobs = []
     for t, n in enumerate(names):  # phase 2
@@ -354,25 +347,30 @@ def tpt_jobs(args, env, names):
         if os.path.exists(target):
             continue
         B, P_t, head = copy.deepcopy(bank), nn.Parameter(P[t].clone()), model.heads[t]  # P_t (l, d)
-        prompt = lambda b, B=B, P_t=P_t: tpt_prompt(retrieve(b, B), P_t)  # (B, k + l, d)
         W = {"P": P_t, "bank": B.bank, "head.weight": head.weight, "head.bias": head.bias}
-        save = lambda target=target, W=W, n=n: save_tensors(target, W, dict(env["meta"], task=n))
+        files = {target: (W, dict(env["meta"], task=n))}
         groups = [([P_t, B.bank], args.lr), (list(head.parameters()), args.head_lr)]
-        jobs.append(Job(f"tpt:{n}", groups, [n], prompt, lambda t, p=prompt: p, save))
+        jobs.append(Job(f"tpt:{n}", groups, [n], TptPrompt(B, embed, P_t), files))
     yield jobs
+
+
+class NoPrompt:
+    """Fine-tuning's prompt: none (l = 0), an empty (B, 0, d) for each batch."""
+
+    def __init__(self, d, device):
+        self.d, self.device = d, device
+
+    def __call__(self, b):
+        return torch.zeros(len(b["task"]), 0, self.d, device=self.device)  # (B, 0, d)
+
+    def of(self, t):  # one task: the same
+        return self
 
 
 def finetune_jobs(args, env, names):
     """Fine-tuning: per task, a copy of the whole encoder and a new head, trained with no prompt
-    (l = 0), one task at a time; dropout follows --encoder-dropout, as for the prompts."""
+    (l = 0), one task at a time, its dropout off as for the prompts (amp.PromptModel)."""
     model, frozen = env["model"], env["model"].encoder
-    empty = lambda b: torch.zeros(len(b["task"]), 0, model.d, device=env["device"])  # (B, 0, d)
-
-    def save(path, head, n):  # the head and the encoder being tuned (model.encoder meanwhile)
-        encoder = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}
-        W = {"head.weight": head.weight, "head.bias": head.bias, **encoder}
-        save_tensors(path, W, dict(env["meta"], task=n))
-
     for n in names:
         path = os.path.join(args.out, "finetune", "target", f"{n}.safetensors")
         if os.path.exists(path):
@@ -381,10 +379,12 @@ def finetune_jobs(args, env, names):
         torch.manual_seed(seed_for(args.seed, n))
         model.heads[t].reset_parameters()
         model.encoder, head = copy.deepcopy(frozen).requires_grad_(True), model.heads[t]
-        done = lambda path=path, head=head, n=n: save(path, head, n)
+        encoder = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}  # tuned
+        W = {"head.weight": head.weight, "head.bias": head.bias, **encoder}
         tuned = list(model.encoder.parameters())
         groups = [(tuned, args.lr), (list(head.parameters()), args.head_lr)]
-        yield [Job(f"finetune:{n}", groups, [n], empty, lambda t: empty, done)]
+        files = {path: (W, dict(env["meta"], task=n))}
+        yield [Job(f"finetune:{n}", groups, [n], NoPrompt(model.d, env["device"]), files)]
         model.encoder = frozen
 
 
