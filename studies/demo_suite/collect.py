@@ -1,19 +1,20 @@
-"""results/collect.py: the numbers RESULTS.md reports, read from run folders into one JSON file.
+"""studies/demo_suite/collect.py: the numbers RESULTS.md reports, read from run folders into one
+JSON file.
 
 For each run folder: its stage-target flags, the best dev score of every trained method (the mean
 over tasks of each task's first metric, from log.jsonl: what chose the checkpoint and, here, the
 defaults), the reporting-split scores of eval.json (read once, for the tables), and AMP's attention
 (mean diagonal, family rate on the demo).
 
-  python results/collect.py runs/s0_default runs/s1_default ... > results/demo_stage2.json
+  python -m studies.demo_suite.collect runs/s0_default runs/s0_orthonormal ... \
+      > studies/demo_suite/demo_seed0.json
 """
 
 import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from eval import family_rate  # noqa: E402
+from eval import family_rate
 
 
 def best_dev(out):

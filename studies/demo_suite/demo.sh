@@ -3,7 +3,7 @@
 # copies of each seed's stage-1 run (defaults chosen on their dev scores), AMP-maxpool (Figure 2),
 # and the Table 1 baselines.
 set -e
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . .venv/bin/activate 2>/dev/null || true
 # one thread: see README, Performance
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -38,7 +38,7 @@ for s in $seeds; do   # Figure 2 with one start for both scorers: the orthonorma
   method orthonormal amp-maxpool --psi-init orthonormal
   python eval.py --out runs/s${s}_orthonormal > runs/s${s}_orthonormal.txt
 done
-# (Seed 0's committed results: to use both cores, AMP-maxpool ran in its own copy of the stage-1 run
+# (Seed 0's results: to use both cores, AMP-maxpool ran in its own copy of the stage-1 run
 #  instead, beside the variants: cp -r runs/s0 runs/s0_maxpool && python train.py --stage target
 #  --method amp-maxpool --psi-init orthonormal --out runs/s0_maxpool && python eval.py --out
 #  runs/s0_maxpool. Same inputs, same result.)

@@ -1,4 +1,5 @@
-"""results/ablation.py: the ablation table (where AMP's gain comes from), from finished run folders.
+"""studies/lowres/ablation.py: the ablation table (where AMP's gain comes from), from finished run
+folders.
 
 Rows: prompt tuning, prompt tuning continued for stage 2's epochs, W_V only (A = I), A only
 (W_V = I), AMP, AMP from a near-uniform start, AMP with the heads trained too, and SPoT-s / ATTEMPT
@@ -6,8 +7,9 @@ where a run has them. Columns: the mean reporting score over the small tasks, ov
 over all, each as mean ± std over seeds, and each row's difference from prompt tuning, paired by
 seed (mean ± std). Every score comes from the runs' eval.json.
 
-  python results/ablation.py --prefix runs/lr --small senti_food_32,para_people_32,entail_trips_32 \
-      --seeds 0 1 2 --json results/lowres_ablation.json
+  python -m studies.lowres.ablation --prefix runs/lr \
+      --small senti_food_32,para_people_32,entail_trips_32 --seeds 0 1 2 \
+      --json studies/lowres/lowres_ablation.json
 A run folder is PREFIX<seed>_<variant> (variants: default, wvonly, aonly, uniform, heads); prompt
 tuning, prompt tuning continued, SPoT-s and ATTEMPT are read from the default one. A missing folder
 leaves its row out for that seed (the row then says over how many seeds it is).
@@ -42,6 +44,16 @@ def scores(prefix, seed, variant, method):
     return None if s is None else {t: s[t][ev["metric"][t]] for t in s}
 
 
+def pick(d, keep):
+    """The mean of {task: score} over the tasks that keep(task) admits."""
+    return np.mean([d[t] for t in d if keep(t)])
+
+
+def cell(row, k):
+    """One table cell: mean ± std."""
+    return f"{row[k][0]:6.2f} ± {row[k][1]:4.2f}"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prefix", default="runs/lr", help="run folders are PREFIX<seed>_<variant>")
@@ -51,7 +63,6 @@ def main():
     args = ap.parse_args()
     small = args.small.split(",")
     table, base = [], {s: scores(args.prefix, s, "default", "prompt") for s in args.seeds}
-    pick = lambda d, keep: np.mean([d[t] for t in d if keep(t)])
     print(
         "mean reporting score (mean ± std over seeds); Δ = row minus prompt tuning, paired by seed"
     )
@@ -73,8 +84,7 @@ def main():
         row = dict(row=label, variant=variant, method=method, seeds=sorted(per), **stats)
         row["per_seed"] = {s: v for s, v in per.items()}
         table.append(row)
-        cell = lambda k: f"{row[k][0]:6.2f} ± {row[k][1]:4.2f}"
-        print(f"{label:26s} " + " ".join(f"{cell(k):>14s}" for k in cols) + f"  {len(per)}")
+        print(f"{label:26s} " + " ".join(f"{cell(row, k):>14s}" for k in cols) + f"  {len(per)}")
     if args.json:
         out = dict(small=small, seeds=args.seeds, prefix=args.prefix, rows=table)
         json.dump(out, open(args.json, "w"), indent=1)

@@ -8,11 +8,11 @@
 # BASELINE_SEEDS: SPoT-s and ATTEMPT beside the default AMP, then the transfer study again (it adds
 # ATTEMPT's ranking). Every step skips what its folder already holds, so the script can be rerun
 # after a stop. RESULTS.md's runs:
-#   SEEDS=0 results/lowres.sh
+#   SEEDS=0 studies/lowres/lowres.sh
 #   SEEDS="1 2" VARIANTS="default wvonly aonly uniform" TRANSFER_SEEDS= BASELINE_SEEDS= \
-#     results/lowres.sh
+#     studies/lowres/lowres.sh
 set -e
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . .venv/bin/activate 2>/dev/null || true
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 SMALL=senti_food_32,para_people_32,entail_trips_32
@@ -41,12 +41,12 @@ for s in ${SEEDS-0 1 2}; do
   method pt-continued
   python eval.py --out ${run}_default > ${run}_default.txt
   if has "${TRANSFER_SEEDS-0}" $s && ! [ -f ${run}_default/transfer.json ]; then
-    python transfer.py --out ${run}_default --targets $SMALL > ${run}_transfer.txt
+    python -m studies.transfer --out ${run}_default --targets $SMALL > ${run}_transfer.txt
   fi
   if has "${BASELINE_SEEDS-0}" $s; then
     method spot-s
     method attempt
     python eval.py --out ${run}_default > ${run}_default.txt
-    python transfer.py --out ${run}_default --targets $SMALL > ${run}_transfer.txt
+    python -m studies.transfer --out ${run}_default --targets $SMALL > ${run}_transfer.txt
   fi
 done

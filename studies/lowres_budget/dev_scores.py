@@ -1,24 +1,22 @@
-"""results/dev_scores.py: each method's score on every task's dev rows, the split that chooses
-settings (the reporting rows are not read), for run folders made by train.py. The same prompts,
-heads and input lengths as eval.py (eval.method_prompt); the first metric of each task.
-  python results/dev_scores.py --out runs/lr0_t2 runs/lr1_t2 --methods prompt amp --json x.json
+"""studies/lowres_budget/dev_scores.py: each method's score on every task's dev rows, the split that
+chooses settings (the reporting rows are not read), for run folders made by train.py. The same
+prompts, heads and input lengths as eval.py (eval.method_prompt); the first metric of each task.
+  python -m studies.lowres_budget.dev_scores --out runs/lr0_t2 runs/lr1_t2 --methods prompt amp \
+      --json x.json
 Prints one line per (run, method): the mean over --small, over the others, and over all.
 """
 
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from lib import demo  # noqa: E402
 import eval as evaluation  # noqa: E402
-from metrics import EVAL_BATCH, evaluate, input_tokens, open_run  # noqa: E402
+from lib import demo  # noqa: E402
 from lib.tokens import tokenize  # noqa: E402
+from metrics import EVAL_BATCH, evaluate, input_tokens, open_run  # noqa: E402
 
 SMALL = "senti_food_32,para_people_32,entail_trips_32"
 ap = argparse.ArgumentParser(description="Each method's dev scores, per task, of run folders.")
@@ -44,6 +42,11 @@ def dev_scores(out, methods):
     return scores
 
 
+def mean(s, ts):
+    """The mean of {task: score} over tasks ts (nan for none)."""
+    return float(np.mean([s[t] for t in ts])) if ts else float("nan")
+
+
 def main():
     args = ap.parse_args()
     demo.register()
@@ -51,9 +54,9 @@ def main():
     for out in args.out:
         found[out] = dev_scores(out, args.methods)
         for m, s in found[out].items():
-            mean = lambda ts: float(np.mean([s[t] for t in ts])) if ts else float("nan")
             rest = [t for t in s if t not in small]
-            groups = f"small {mean(small):.2f}  others {mean(rest):.2f}  all {mean(list(s)):.2f}"
+            groups = f"small {mean(s, small):.2f}  others {mean(s, rest):.2f}"
+            groups += f"  all {mean(s, list(s)):.2f}"
             print(f"{out} {m}: dev {groups}")
     if args.json:
         json.dump(found, open(args.json, "w"), indent=1)

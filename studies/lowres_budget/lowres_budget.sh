@@ -1,9 +1,9 @@
 #!/bin/bash
 # AMP's options on the lowres suite, seeds 0-2, one CPU thread a run. Each variant is stage target
-# on a copy of its seed's stage 1 (runs/lr$s, as results/lowres.sh makes it), scored with prompt
-# tuning by eval.py on the reporting rows (results/lowres_budget_<variant>_seed$s.json) and by
-# results/dev_scores.py on the dev rows, which choose settings
-# (results/lowres_budget_<variant>_dev_seed$s.json):
+# on a copy of its seed's stage 1 (runs/lr$s, as studies/lowres/lowres.sh makes it), scored with
+# prompt tuning by eval.py on the reporting rows (lowres_budget_<variant>_seed$s.json, in this
+# folder, studies/lowres_budget/) and by dev_scores.py on the dev rows, which choose settings
+# (lowres_budget_<variant>_dev_seed$s.json):
 #   default  (no flag)                       the paper's AMP at its demo default, 3 epochs,
 #                                            heads frozen
 #   heads3   --train-heads                   3 epochs, the heads trained too (ours)
@@ -20,15 +20,16 @@
 #   probe    --psi-init probe                3 epochs, A started from the probe's dev scores (ours)
 #   probeh   --psi-init probe --train-heads
 #   probet2h --psi-init probe --mix-temperature 2 --train-heads
-# Last, results/lowres_budget.json: per variant and seed, the mean over the three 32-row tasks and
-# over the other five, on test and on dev, and the paired difference to prompt tuning (mean ± std
-# over the seeds run).
-#   VARIANTS="heads3" results/lowres_budget.sh
-#   SEEDS="0" VARIANTS="e15 e15h" results/lowres_budget.sh
+# Last, studies/lowres_budget/lowres_budget.json: per variant and seed, the mean over the three
+# 32-row tasks and over the other five, on test and on dev, and the paired difference to prompt
+# tuning (mean ± std over the seeds run).
+#   VARIANTS="heads3" studies/lowres_budget/lowres_budget.sh
+#   SEEDS="0" VARIANTS="e15 e15h" studies/lowres_budget/lowres_budget.sh
 set -e
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . .venv/bin/activate 2>/dev/null || true
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+R=studies/lowres_budget  # this folder, from the repository root
 for s in ${SEEDS-0 1 2}; do
   run=runs/lr$s
   [ -f $run/config.json ] && ! [ -f $run/ckpt.pt ] &&
@@ -36,8 +37,8 @@ for s in ${SEEDS-0 1 2}; do
     python train.py --stage source --tasks lowres --seed $s --out $run \
       $([ -f $run/config.json ] && echo --resume)
   for v in ${VARIANTS-default heads3 e15 e15h grouped t2 t2h e15t2h}; do
-    out=${run}_$v json=results/lowres_budget_${v}_seed$s.json
-    dev=results/lowres_budget_${v}_dev_seed$s.json
+    out=${run}_$v json=$R/lowres_budget_${v}_seed$s.json
+    dev=$R/lowres_budget_${v}_dev_seed$s.json
     m=$([ $v = tuned ] && echo amp-tuned || echo amp)   # the method the variant trains
     if ! [ -f $json ]; then
       flags=$(case $v in heads3) echo --train-heads;; e15) echo --epochs 15;;
@@ -53,7 +54,8 @@ for s in ${SEEDS-0 1 2}; do
       python eval.py --out $out --methods prompt,$m --json $json > $out.txt
     fi
     [ -f $dev ] ||
-      python results/dev_scores.py --out $out --methods prompt $m --json $dev >> $out.txt
+      python -m studies.lowres_budget.dev_scores --out $out --methods prompt $m --json $dev \
+        >> $out.txt
   done
 done
 python - <<'EOF'
@@ -61,8 +63,9 @@ import glob, json, re
 import numpy as np
 SMALL = ["senti_food_32", "para_people_32", "entail_trips_32"]
 rows = {}
-for path in sorted(glob.glob("results/lowres_budget_*_seed*.json")):
-    v, dev, s = re.match(r"results/lowres_budget_(\w+?)(_dev)?_seed(\d)\.json", path).groups()
+R = "studies/lowres_budget"
+for path in sorted(glob.glob(f"{R}/lowres_budget_*_seed*.json")):
+    v, dev, s = re.match(rf"{R}/lowres_budget_(\w+?)(_dev)?_seed(\d)\.json", path).groups()
     J = json.load(open(path))
     T = (next(iter(J.values())) if dev
          else {t: {m: x[0] for m, x in r.items()} for t, r in J["table1"].items()})
@@ -86,6 +89,6 @@ for v, seeds in rows.items():
             sd = float(np.std(d)) if d else None  # over seeds, as RESULTS.md gives it
             out[v][f"amp - prompt, {g}, {split}"] = d and dict(
                 mean=float(np.mean(d)), std=sd, n=len(d))
-json.dump(out, open("results/lowres_budget.json", "w"), indent=1)
+json.dump(out, open(f"{R}/lowres_budget.json", "w"), indent=1)
 print(json.dumps({v: {k: x for k, x in r.items() if " - " in k} for v, r in out.items()}, indent=1))
 EOF

@@ -1,13 +1,14 @@
-"""results/lowres_table.py: the lowres suite's table of every method, from committed JSON alone:
-prompt tuning, AMP's variants (results/lowres_budget.sh), SPoT-s and ATTEMPT
-(results/lowres_baselines_seed<s>.json, results/lowres_baselines.sh), SPoT-m from each 32-row
-target's best sibling and the measured best single source (results/spot_sibling_lowres.json;
-32-row tasks only), select (results/select_lowres.sh, results/select_mix_lowres.sh). Per row:
-the test mean over the three 32-row tasks, the other five, all eight; each minus prompt tuning,
-paired by seed (mean ± std over the seeds the row has); and for AMP's variants the same on dev,
-which picks "the best AMP combination": the variant with the highest dev mean over all eight
-tasks (ties: the one listed first).
-  python results/lowres_table.py --json results/lowres_table.json
+"""studies/lowres_budget/lowres_table.py: the lowres suite's table of every method, from committed
+JSON alone: prompt tuning, AMP's variants (lowres_budget.sh, this folder), SPoT-s and ATTEMPT
+(studies/lowres/lowres_baselines_seed<s>.json, studies/lowres/lowres_baselines.sh), SPoT-m from
+each 32-row target's best sibling and the measured best single source (spot_sibling_lowres.json,
+this folder; 32-row tasks only), select (studies/select/select_lowres.sh) and select with the
+picks' mix (studies/select_mix/select_mix_lowres.sh). Per row: the test mean over the three 32-row
+tasks, the other five, all eight; each minus prompt tuning, paired by seed (mean ± std over the
+seeds the row has); and for AMP's variants the same on dev, which picks "the best AMP
+combination": the variant with the highest dev mean over all eight tasks (ties: the one listed
+first).
+  python -m studies.lowres_budget.lowres_table --json studies/lowres_budget/lowres_table.json
 """
 
 import argparse
@@ -19,6 +20,7 @@ import re
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+STUDIES = os.path.dirname(HERE)  # the other study folders this table reads
 SMALL = ["senti_food_32", "para_people_32", "entail_trips_32"]
 PROBE_HEADS = "the probe, +3 epochs, ψ and heads"
 VARIANTS = [  # (variant of lowres_budget.sh, row, budget)
@@ -35,7 +37,7 @@ VARIANTS = [  # (variant of lowres_budget.sh, row, budget)
     ("probeh", "AMP, A from the probe, heads trained (ours)", PROBE_HEADS),
     ("probet2h", "AMP, A from the probe, T = 2, heads trained (ours)", PROBE_HEADS),
 ]
-ap = argparse.ArgumentParser(description="The lowres table of every method, from results/*.json.")
+ap = argparse.ArgumentParser(description="The lowres table of every method, from studies' JSON.")
 ap.add_argument("--json", help="write the table here")
 
 
@@ -50,7 +52,10 @@ def test_scores(path, column):
 def means(scores):
     """(small, others, all) means of {task: score}; None where the tasks are missing."""
     rest = [t for t in scores if t not in SMALL]
-    mean = lambda ts: float(np.mean([scores[t] for t in ts])) if ts else None
+
+    def mean(ts):
+        return float(np.mean([scores[t] for t in ts])) if ts else None
+
     return mean([t for t in SMALL if t in scores]), mean(rest), mean(list(scores))
 
 
@@ -67,13 +72,20 @@ def row(per_seed, pt):
     return out
 
 
-def main():
-    args, rows = ap.parse_args(), {}
-    files = lambda v: glob.glob(os.path.join(HERE, f"lowres_budget_{v}_seed[0-9].json"))
-    budget = lambda v: [p for p in files(v) if "_dev_" not in p]  # reporting rows
-    seed = lambda p: int(re.search(r"seed(\d)", p).group(1))
-    pt = {seed(p): means(test_scores(p, "prompt")) for p in budget("*")}  # one stage 1 a seed
-    rows["prompt tuning"] = dict(row(pt, pt), budget="15 epochs, prompt and head")
+def seed(path):
+    """The seed a JSON file's name gives."""
+    return int(re.search(r"seed(\d)", path).group(1))
+
+
+def budget(v):
+    """lowres_budget.sh's reporting-row files of variant v (a glob pattern)."""
+    files = glob.glob(os.path.join(HERE, f"lowres_budget_{v}_seed[0-9].json"))
+    return [p for p in files if "_dev_" not in p]
+
+
+def amp_rows(rows, pt):
+    """AMP's variants on test into rows, and on dev (minus prompt tuning and minus the paper's
+    AMP, paired by seed); the best AMP combination on dev. Returns {row: {seed: dev means}}."""
     dev_pt, dev_rows, test_rows = {}, {}, {}
     for v, name, cost in VARIANTS:
         col = "amp-tuned" if v == "tuned" else "amp"
@@ -94,32 +106,52 @@ def main():
     full = {n: r for n, r in dev_rows.items() if len(r) == 3}  # every seed scored on dev
     best = max(full, key=lambda n: rows[n]["dev"]["all"][0]) if full else None
     rows["best AMP combination (on dev)"] = dict(rows[best], picked=best) if best else {}
-    base = glob.glob(os.path.join(HERE, "lowres_baselines_seed[0-9].json"))
+    return dev_rows
+
+
+def transfer_rows(rows, pt):
+    """SPoT-s, ATTEMPT, SPoT-m from the best sibling, the best single source and select."""
+    base = glob.glob(os.path.join(STUDIES, "lowres", "lowres_baselines_seed[0-9].json"))
     for m, name in [("spot-s", "SPoT-s"), ("attempt", "ATTEMPT")]:
         per = {seed(p): means(test_scores(p, m)) for p in base}
         rows[name] = dict(row(per, pt), budget="stage 1, then 15 epochs")
     sib = json.load(open(os.path.join(HERE, "spot_sibling_lowres.json")))
+    seeds = {int(s[4:]): v for s, v in sib.items() if s.startswith("seed")}
     for key, name in [("test", "SPoT-m from the best sibling"), ("best", "best single source")]:
-        pick = lambda r: r[key][1] if key == "best" else r[key]  # 32-row tasks only
-        seeds = {int(s[4:]): v for s, v in sib.items() if s.startswith("seed")}
-        per = {
-            s: (float(np.mean([pick(r) for r in v.values()])), None, None) for s, v in seeds.items()
-        }
+        per = {  # 32-row tasks only
+            s: (float(np.mean([r[key][1] if key == "best" else r[key] for r in v.values()])), None,
+                None)
+            for s, v in seeds.items()
+        }  # fmt: skip
         rows[name] = dict(row(per, pt), budget="stage 1, then 15 epochs on the target")
-    for v, name, n in [("", "select (ours)", 3), ("_mix", "select --select-mix (ours)", 4)]:
-        sel = glob.glob(os.path.join(HERE, f"select{v}_lowres_seed[0-9].json"))
+    for folder, name, n in [("select", "select (ours)", 3),
+                            ("select_mix", "select --select-mix (ours)", 4)]:  # fmt: skip
+        v = folder.removeprefix("select")
+        sel = glob.glob(os.path.join(STUDIES, folder, f"select{v}_lowres_seed[0-9].json"))
         per = {seed(p): means(test_scores(p, "select")) for p in sel}
         if per:
             cost = f"stage 1, then 15 epochs per try (0-{n} tries)"
             rows[name] = dict(row(per, pt), budget=cost)
+
+
+def main():
+    args, rows = ap.parse_args(), {}
+    pt = {seed(p): means(test_scores(p, "prompt")) for p in budget("*")}  # one stage 1 a seed
+    rows["prompt tuning"] = dict(row(pt, pt), budget="15 epochs, prompt and head")
+    dev_rows = amp_rows(rows, pt)
+    transfer_rows(rows, pt)
     print_tables(rows, dev_rows)
     if args.json:
         json.dump(rows, open(args.json, "w"), indent=1)
 
 
+def cell(r, k):
+    """One table cell: mean ± std, or empty."""
+    return f"{r[k][0]:.1f} ± {r[k][1]:.1f}" if k in r else ""
+
+
 def print_tables(rows, dev_rows):
     """Every row on test; the paired rows the text quotes; AMP's variants on dev."""
-    cell = lambda r, k: f"{r[k][0]:.1f} ± {r[k][1]:.1f}" if k in r else ""
     print("| row | seeds | small (3) | others (5) | all (8) | Δ small | Δ all | budget |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():

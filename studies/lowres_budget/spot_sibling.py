@@ -1,25 +1,28 @@
-"""results/spot_sibling.py: two transfer rows of the lowres table, for each 32-row target T:
+"""studies/lowres_budget/spot_sibling.py: two transfer rows of the lowres table, for each 32-row
+target T:
 - SPoT-m from T's best sibling: T's prompt and a fresh head tuned on T from the source prompt of a
   full-size task of T's own family (SPoT's transfer, as transfer.py trains it), the sibling chosen
   on T's dev rows where the family has two (senti_food_32: senti_movies or senti_gadgets);
 - the measured best single source: the best of all seven sources on T's reporting rows (an oracle,
   chosen on the rows it is scored on).
 Dev scores from transfer.py's sub-runs (OUT/transfer/S/spot-m/target/T.json); reporting scores
-from results/transfer_lowres_seed<s>.json (prompt tuning's score plus the measured transfer).
-  python results/spot_sibling.py --runs runs/lr0_heads3 runs/lr1_heads3 runs/lr2_heads3 \
-      --json results/spot_sibling_lowres.json
+from studies/transfer_runs/transfer_lowres_seed<s>.json (prompt tuning's score plus the measured
+transfer).
+  python -m studies.lowres_budget.spot_sibling \
+      --runs runs/lr0_heads3 runs/lr1_heads3 runs/lr2_heads3 \
+      --json studies/lowres_budget/spot_sibling_lowres.json
 """
 
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
-from lib.demo import DEMO  # noqa: E402
+from lib.demo import DEMO
+
+STUDIES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MEASURED = os.path.join(STUDIES, "transfer_runs")  # transfer_lowres_seed<s>.json
 
 ap = argparse.ArgumentParser(description="SPoT-m from the best sibling, and the best source.")
 ap.add_argument("--runs", nargs="+", required=True, help="lowres run folders, seeds 0, 1, 2, ...")
@@ -28,7 +31,7 @@ ap.add_argument("--json", help="write the rows here")
 
 def sibling_rows(run, seed):
     """{T: {"sibling", "dev": {S: dev}, "test": SPoT-m's, "best": (S, test), "pt": PT's test}}."""
-    measured = json.load(open(os.path.join(HERE, f"transfer_lowres_seed{seed}.json")))["runs"]
+    measured = json.load(open(os.path.join(MEASURED, f"transfer_lowres_seed{seed}.json")))["runs"]
     m = next(iter(measured.values()))  # the seed's one run
     rows = {}
     for T in m["targets"]:
@@ -39,9 +42,9 @@ def sibling_rows(run, seed):
             path = os.path.join(run, "transfer", S, "spot-m", "target", f"{T}.json")
             dev[S] = json.load(open(path))["best_dev"]
         S = max(siblings, key=lambda s: dev.get(s, 0))  # a tie: the first in the suite's order
-        test = lambda s: m["pt"][T] + m["measured"][T][s]
         best = max(m["measured"][T], key=m["measured"][T].get)
-        rows[T] = dict(sibling=S, dev=dev, test=test(S), best=[best, test(best)], pt=m["pt"][T])
+        test = {s: m["pt"][T] + m["measured"][T][s] for s in (S, best)}
+        rows[T] = dict(sibling=S, dev=dev, test=test[S], best=[best, test[best]], pt=m["pt"][T])
     return rows
 
 

@@ -3,13 +3,13 @@
 # from ../shared/data (300 training rows each at most, 200 dev and 200 reporting rows at most,
 # inputs cut to 128 tokens), stage 1 for 2 epochs in runs/mg$s, then stage target (AMP, 2 epochs)
 # with the paper's mixed batches in a copy (runs/mg${s}_paper) and with --mix-grouped in another
-# (runs/mg${s}_grouped). Per run: each task's dev score (results/dev_scores.py) and stage target's
-# seconds (its "done" line in log.jsonl), into results/mix_grouped_real_<paper|grouped>_seed$s.json;
-# the reporting rows are not read.
-#   results/mix_grouped_real.sh
-#   SEEDS=0 results/mix_grouped_real.sh
+# (runs/mg${s}_grouped). Per run: each task's dev score (studies/lowres_budget/dev_scores.py) and
+# stage target's seconds (its "done" line in log.jsonl), into
+# studies/mixing/mix_grouped_real_<paper|grouped>_seed$s.json; the reporting rows are not read.
+#   studies/mixing/mix_grouped_real.sh
+#   SEEDS=0 studies/mixing/mix_grouped_real.sh
 set -e
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . .venv/bin/activate 2>/dev/null || true
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 TASKS=cb,rte,mrpc,stsb
@@ -21,12 +21,13 @@ for s in ${SEEDS-0 1 2}; do
       --max-eval 200 --max-tokens 128 --epochs 2 --seed $s --out $run \
       $([ -f $run/config.json ] && echo --resume)
   for v in paper grouped; do
-    out=${run}_$v json=results/mix_grouped_real_${v}_seed$s.json
+    out=${run}_$v json=studies/mixing/mix_grouped_real_${v}_seed$s.json
     [ -f $json ] && continue
     [ -d $out ] || cp -r $run $out
     python train.py --stage target --epochs 2 --out $out $([ $v = grouped ] && echo --mix-grouped) \
       $([ -f $out/ckpt.pt ] && echo --resume)
-    python results/dev_scores.py --out $out --methods prompt amp --small cb,rte --json $json.tmp
+    python -m studies.lowres_budget.dev_scores --out $out --methods prompt amp --small cb,rte \
+      --json $json.tmp
     python - $out $json <<'EOF'
 import json, sys
 out, path = sys.argv[1:]
@@ -38,13 +39,14 @@ EOF
     rm $json.tmp
   done
 done
-# Last, results/mix_grouped_real.json: per seed, AMP's mean dev score over the four tasks with each
-# kind of batch and stage target's seconds; the paired difference (grouped - paper) over the seeds.
+# Last, studies/mixing/mix_grouped_real.json: per seed, AMP's mean dev score over the four tasks
+# with each kind of batch and stage target's seconds; the paired difference (grouped - paper) over
+# the seeds.
 python - <<'EOF2'
 import glob, json
 import numpy as np
 seeds, out = {}, {}
-for path in sorted(glob.glob("results/mix_grouped_real_paper_seed*.json")):
+for path in sorted(glob.glob("studies/mixing/mix_grouped_real_paper_seed*.json")):
     s = path[-6]
     P, G = (json.load(open(path.replace("paper", v))) for v in ("paper", "grouped"))
     mean = lambda J: float(np.mean(list(J["dev"]["amp"].values())))
@@ -56,6 +58,6 @@ paper_spread = float(np.std([x["paper"] for x in seeds.values()]))  # AMP's own,
 out = dict(seeds=seeds, grouped_minus_paper=dict(mean=float(np.mean(d)), std=float(np.std(d))),
            paper_seed_std=paper_spread,
            speedup=dict(mean=float(np.mean(r)), min=min(r), max=max(r)))
-json.dump(out, open("results/mix_grouped_real.json", "w"), indent=1)
+json.dump(out, open("studies/mixing/mix_grouped_real.json", "w"), indent=1)
 print(json.dumps(out, indent=1))
 EOF2

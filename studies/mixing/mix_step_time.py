@@ -1,25 +1,25 @@
-"""results/mix_step_time.py: seconds per training step on real data, stage 1 against stage 2 with
-the paper's mixed batches and with --mix-grouped's (the same draws, length-grouped), one CPU thread.
-The data and sizes are results/table1.sh's (10 tasks from ../shared/data, 500 training rows each,
-inputs cut to 128 tokens, all-MiniLM-L6-v2, l = 20, batch 16). Each kind takes its batches in
-order from epoch 0's list (stage 1: each task's length-grouped batches in turn, as fit() runs
-them); the kinds take turns, `--steps` steps each per round, over `--rounds` rounds; the median
-round gives seconds per step. Also the mean padded tokens per batch over the whole epoch.
-  OMP_NUM_THREADS=1 python results/mix_step_time.py --json results/mix_step_time.json
+"""studies/mixing/mix_step_time.py: seconds per training step on real data, stage 1 against stage 2
+with the paper's mixed batches and with --mix-grouped's (the same draws, length-grouped), one CPU
+thread. The data and sizes are studies/table1/table1.sh's (10 tasks from ../shared/data, 500
+training rows each, inputs cut to 128 tokens, all-MiniLM-L6-v2, l = 20, batch 16). Each kind
+takes its batches in order from epoch 0's list (stage 1: each task's length-grouped batches in
+turn, as fit() runs them); the kinds take turns, `--steps` steps each per round, over `--rounds`
+rounds; the median round gives seconds per step. Also the mean padded tokens per batch over the
+whole epoch.
+  OMP_NUM_THREADS=1 python -m studies.mixing.mix_step_time \
+      --json studies/mixing/mix_step_time.json
 """
 
 import argparse
 import json
 import os
 import platform
-import sys
 import time
 
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import train  # noqa: E402
 from amp import prompts_per_example  # noqa: E402
@@ -29,10 +29,38 @@ from loop import Job, train_step  # noqa: E402
 
 TASKS = "imdb,sst2,stsb,mrpc,rte,scitail,cb,multirc,boolq,qnli"
 ap = argparse.ArgumentParser(description="Seconds per step: stage 1, stage 2 mixed and grouped.")
-ap.add_argument("--data-dir", default=os.path.join(HERE, "..", "..", "shared", "data"))
+ap.add_argument("--data-dir", default=os.path.join(ROOT, "..", "shared", "data"))
 ap.add_argument("--steps", type=int, default=10, help="steps per kind and round")
 ap.add_argument("--rounds", type=int, default=3, help="rounds (kinds take turns in each)")
 ap.add_argument("--json", help="write the figures here")
+
+
+def step_kinds(env, names, prompt_len, B=16):
+    """{kind: (batches, parameter groups, prompts of a batch)} for stage 1, stage 2 with the paper's
+    mixing and stage 2 with --mix-grouped; and each task's input lengths."""
+    model = env["model"]
+    torch.manual_seed(0)
+    lengths = [[len(x) for x in env["train"][t]["input_ids"]] for t in range(len(names))]
+    sizes = [len(x) for x in lengths]
+    P = torch.randn(len(names), prompt_len, model.d) * 0.5  # (n, l, d): timing only
+    own = [torch.nn.Parameter(P[t].clone()) for t in range(len(names))]
+    per_task = [task_batches(L, B, 0, 0) for L in lengths]
+    stage1 = [[(t, i) for i in b] for bs in zip(*per_task) for t, b in enumerate(bs)]
+    psi = DAMAttention(model.d, None, "dam", True, "eye")
+
+    def mixed(b):
+        return prompts_per_example(psi(P)[0], b["task"])  # (B, l, d)
+
+    def each(b):
+        return torch.stack([own[t] for t in b["task"].tolist()])  # (B, l, d)
+
+    grouped, W = epoch_batches(sizes, B, 0, 0, lengths=lengths), [(list(psi.parameters()), 3e-4)]
+    kinds = {
+        "stage 1": (stage1, [(own, 1e-2)], each),
+        "stage 2, paper's mixing": (epoch_batches(sizes, B, 0, 0), W, mixed),
+        "stage 2, --mix-grouped": (grouped, W, mixed),
+    }
+    return kinds, lengths
 
 
 def main():
@@ -40,30 +68,15 @@ def main():
     argv = ["--stage", "source", "--tasks", TASKS, "--data-dir", a.data_dir, "--carve"]
     argv += ["--max-train", "500", "--max-eval", "200", "--max-tokens", "128", "--device", "cpu"]
     args = train.ap.parse_args(argv)
-    train.settle(args, argv, None)
-    names, B = args.tasks, 16
+    args.method = "prompt"  # stage source, as train.main sets it
+    train.settle(args, None)
+    names = args.tasks
     env = train.setup(args, names)
-    model = env["model"]
-    torch.manual_seed(0)
-    lengths = [[len(x) for x in env["train"][t]["input_ids"]] for t in range(len(names))]
-    sizes = [len(x) for x in lengths]
-    P = torch.randn(len(names), args.prompt_len, model.d) * 0.5  # (n, l, d): timing only
-    own = [torch.nn.Parameter(P[t].clone()) for t in range(len(names))]
-    per_task = [task_batches(L, B, 0, 0) for L in lengths]
-    stage1 = [[(t, i) for i in b] for bs in zip(*per_task) for t, b in enumerate(bs)]
-    psi = DAMAttention(model.d, None, "dam", True, "eye")
-    mixed = lambda b: prompts_per_example(psi(P)[0], b["task"])  # (B, l, d)
-    each = lambda b: torch.stack([own[t] for t in b["task"].tolist()])  # (B, l, d)
-    grouped, W = epoch_batches(sizes, B, 0, 0, lengths=lengths), [(list(psi.parameters()), 3e-4)]
-    kinds = {
-        "stage 1": (stage1, [(own, 1e-2)], each),
-        "stage 2, paper's mixing": (epoch_batches(sizes, B, 0, 0), W, mixed),
-        "stage 2, --mix-grouped": (grouped, W, mixed),
-    }
+    kinds, lengths = step_kinds(env, names, args.prompt_len)
     seconds, out = {k: [] for k in kinds}, {}
     for r in range(a.rounds):
         for k, (batches, groups, prompts) in kinds.items():
-            job = Job(k, groups, names, prompts, None, None)
+            job = Job(k, groups, names, prompts)
             opt = torch.optim.AdamW([p for ps, _ in groups for p in ps], lr=groups[0][1])
             t0 = time.perf_counter()
             for s in range(r * a.steps, (r + 1) * a.steps):

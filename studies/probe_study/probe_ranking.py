@@ -1,35 +1,38 @@
-"""results/probe_ranking.py: the probe's source ranking held against the measured transfer, from
-committed JSON alone: the probe's dev scores against the transfer measured on the reporting rows by
-transfer.py, per target: Spearman's ρ over the other sources, whether the probe's top source is the
-best measured one, and that source's measured transfer. Per suite (FILES): lowres, the probe of
-results/select_lowres.sh against results/transfer_lowres_seed<s>.json; real, the probe of
-results/table1_select.sh against results/transfer_real.json (section 6b's runs). Both sides start
-from the same stage 1 (one seed): prompt tuning's reporting scores are compared to check it.
-transfer.py gives the same numbers for a run holding both (its "probe" ranking). Also printed, per
-seed: the sources select tries for each task by its rule (probe.candidates at select's defaults).
-  python results/probe_ranking.py --seeds 0 1 2
-  python results/probe_ranking.py --suite real --seeds 0 1 2
+"""studies/probe_study/probe_ranking.py: the probe's source ranking held against the measured
+transfer, from committed JSON alone: the probe's dev scores against the transfer measured on the
+reporting rows by studies/transfer.py, per target: Spearman's ρ over the other sources, whether
+the probe's top source is the best measured one, and that source's measured transfer. Per suite
+(FILES): lowres, the probe of studies/select/select_lowres.sh against
+studies/transfer_runs/transfer_lowres_seed<s>.json; real, the probe of
+studies/table1_select/table1_select.sh against studies/transfer_runs/transfer_real.json (the
+real-data transfer runs). Both sides start from the same stage 1 (one seed): prompt tuning's
+reporting scores are compared to check it. transfer.py gives the same numbers for a run holding
+both (its "probe" ranking). Also printed, per seed: the sources select tries for each task by its
+rule (probe.candidates at select's defaults).
+  python -m studies.probe_study.probe_ranking --seeds 0 1 2
+  python -m studies.probe_study.probe_ranking --suite real --seeds 0 1 2
 """
 
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
-from studies.probe import candidates  # noqa: E402
-from train import ap as train_flags  # noqa: E402
-from studies.transfer import spearman  # noqa: E402
+from studies.probe import candidates
+from studies.transfer import spearman
+from train import STAGE_ALL
 
-TRIES, MARGIN = (train_flags.get_default(k) for k in ("select_tries", "select_margin"))
+STUDIES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-FILES = {  # suite: the probe's dev scores, the measured transfer, prompt tuning's scores (seed s)
-    "lowres": ["select_lowres_probe_seed{s}.json", "transfer_lowres_seed{s}.json",
-               "select_lowres_seed{s}.json"],
-    "real": ["table1_probe_seed{s}.json", "transfer_real.json", "table1_select_seed{s}.json"],
+TRIES, MARGIN = STAGE_ALL["select_tries"], STAGE_ALL["select_margin"]  # select's defaults
+
+FILES = {  # suite: the probe's dev scores, the measured transfer, prompt tuning's scores (seed s),
+    # each in its study folder under studies/
+    "lowres": ["select/select_lowres_probe_seed{s}.json",
+               "transfer_runs/transfer_lowres_seed{s}.json", "select/select_lowres_seed{s}.json"],
+    "real": ["table1_select/table1_probe_seed{s}.json", "transfer_runs/transfer_real.json",
+             "table1_select/table1_select_seed{s}.json"],
 }  # fmt: skip
 ap = argparse.ArgumentParser(description="The probe's ranking against measured transfer.")
 ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds with all three files")
@@ -45,7 +48,7 @@ def measured(path, s):
 def main():
     args, rho, hits, per_target = ap.parse_args(), [], 0, {}
     for s in args.seeds:
-        paths = [os.path.join(HERE, f.format(s=s)) for f in FILES[args.suite]]
+        paths = [os.path.join(STUDIES, f.format(s=s)) for f in FILES[args.suite]]
         probe, run = json.load(open(paths[0])), measured(paths[1], s)
         R = {T: dict(zip(probe["tasks"], row)) for T, row in zip(probe["tasks"], probe["dev"])}
         pt = json.load(open(paths[2]))["table1"]

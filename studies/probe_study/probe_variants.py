@@ -1,39 +1,40 @@
-"""results/probe_variants.py: is there a better probe than probe.py's? Variants of the probe held
-against the transfer measured on the dev rows (never the reporting rows), lowres suite.
+"""studies/probe_study/probe_variants.py: is there a better probe than probe.py's? Variants of the
+probe held against the transfer measured on the dev rows (never the reporting rows), lowres suite.
 
-For each 32-row target T whose measured transfer is complete (transfer.py's 7 tunings, one from each
-other task's source prompt, in runs/lr<s>_heads3/transfer: results/transfer_probe_lowres.sh for
-seeds 1 and 2, `python transfer.py --out runs/lr0_heads3 --targets senti_food_32` for seed 0's one
-target), the measured dev transfer of source S is the tuning's best dev
-score minus T's own stage-1 best dev score. Each variant ranks the sources by a head fitted on T's
+For each 32-row target T whose measured transfer is complete (transfer.py's 7 tunings, one from
+each other task's source prompt, in runs/lr<s>_heads3/transfer:
+studies/transfer_runs/transfer_probe_lowres.sh for seeds 1 and 2,
+`python -m studies.transfer --out runs/lr0_heads3 --targets senti_food_32` for seed 0's one
+target), the measured dev transfer of source S is the tuning's best dev score minus T's own
+stage-1 best dev score. Each variant ranks the sources by a head fitted on T's
 training rows read through P_S (probe.py) and differs in
   features: the first real token's state (probe.py, what the task heads read) or the mean over the
             real tokens' states;
   L2:       the logistic regression's penalty (probe.py: 1e-2);
   score:    dev accuracy (probe.py) or the dev rows' mean log-probability of the gold label.
 Per variant: Spearman ρ against the measured dev transfer, averaged over the targets, and how often
-its top source is the best measured one. Writes results/probe_variants.json. About 5 minutes on one
-thread.
-  python results/probe_variants.py --seeds 0 1 2
+its top source is the best measured one. Writes studies/probe_study/probe_variants.json. About 5
+minutes on one thread.
+  python -m studies.probe_study.probe_variants --seeds 0 1 2
 """
 
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+ROOT = os.path.dirname(os.path.dirname(HERE))  # the repository root, which holds runs/
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from baselines import source_prompts  # noqa: E402
 from data import collate  # noqa: E402
+from lib import demo  # noqa: E402
 from metrics import EVAL_BATCH  # noqa: E402
 from studies.probe import MAX_ROWS, fit_head  # noqa: E402
-from train import setup  # noqa: E402
 from studies.transfer import spearman  # noqa: E402
+from train import setup  # noqa: E402
 
 SMALL = ["senti_food_32", "para_people_32", "entail_trips_32"]
 L2 = [1e-2, 1e-1, 1.0]
@@ -60,7 +61,10 @@ def states(model, P, data):
 
 def measured(run, s, T):
     """{S: best dev of T tuned from P_S minus T's own stage-1 best dev}; None if incomplete."""
-    read = lambda p: json.load(open(p))["best_dev"]
+
+    def read(path):
+        return json.load(open(path))["best_dev"]
+
     own, folder = read(f"{run}/source/{T}.json"), f"{run}_heads3/transfer"
     found = {S: f"{folder}/{S}/spot-m/target/{T}.json" for S in sorted(os.listdir(folder))}
     M = {S: read(p) - own for S, p in found.items() if S != T and os.path.exists(p)}
@@ -85,12 +89,13 @@ def variants(model, P, names, train, dev, C):
 
 def main():
     args, per = ap.parse_args(), {}
+    demo.register()  # the lowres suite's tasks
     torch.set_num_threads(1)
     for s in args.seeds:
-        run = os.path.join(HERE, "..", "runs", f"lr{s}")
+        run = os.path.join(ROOT, "runs", f"lr{s}")
         cfg = json.load(open(f"{run}/config.json"))["run"]
         names = cfg["tasks"]
-        env = setup(argparse.Namespace(**cfg, device="cpu", encoder_dropout=0.0), names)
+        env = setup(argparse.Namespace(**cfg, device="cpu"), names)
         P = source_prompts(run, env, names)  # (n, l, d)
         for T in SMALL:
             M, i = measured(run, s, T), names.index(T)

@@ -1,14 +1,15 @@
 #!/bin/bash
 # --method select on the lowres suite, seeds 0, 1, 2, on one CPU thread. Per seed: stage 1 in
-# runs/lr$s (as results/lowres.sh makes it), select on a copy of it (runs/lr${s}_select), then
-# eval.py's columns prompt and select on the reporting rows, as results/select_lowres_seed$s.json,
-# and the probe's dev scores and the sources select kept beside them. Last,
-# results/select_lowres.json: per seed, the mean over the three 32-row tasks and over the five
-# others and colours, for prompt tuning and select, and their paired difference.
-#   results/select_lowres.sh               # stage 1 is skipped where runs/lr$s holds it
-#   SEEDS=0 results/select_lowres.sh
+# runs/lr$s (as studies/lowres/lowres.sh makes it), select on a copy of it (runs/lr${s}_select),
+# then eval.py's columns prompt and select on the reporting rows, as
+# studies/select/select_lowres_seed$s.json, and the probe's dev scores and the sources select kept
+# beside them. Last, studies/select/select_lowres.json: per seed, the mean over the three 32-row
+# tasks and over the five others and colours, for prompt tuning and select, and their paired
+# difference.
+#   studies/select/select_lowres.sh        # stage 1 is skipped where runs/lr$s holds it
+#   SEEDS=0 studies/select/select_lowres.sh
 set -e
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . .venv/bin/activate 2>/dev/null || true
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 for s in ${SEEDS-0 1 2}; do
@@ -22,9 +23,9 @@ for s in ${SEEDS-0 1 2}; do
     python train.py --stage target --method select --out $out $([ -d $out/select ] && echo --resume)
   fi
   python eval.py --out $out --methods prompt,select \
-    --json results/select_lowres_seed$s.json > $out.txt
-  cp $out/select/probe.json results/select_lowres_probe_seed$s.json
-  cp $out/select/attention.json results/select_lowres_kept_seed$s.json
+    --json studies/select/select_lowres_seed$s.json > $out.txt
+  cp $out/select/probe.json studies/select/select_lowres_probe_seed$s.json
+  cp $out/select/attention.json studies/select/select_lowres_kept_seed$s.json
 done
 python - <<'EOF'
 import json, os
@@ -32,7 +33,7 @@ import numpy as np
 SMALL = ["senti_food_32", "para_people_32", "entail_trips_32"]
 out = {}
 for s in range(3):
-    path = f"results/select_lowres_seed{s}.json"
+    path = f"studies/select/select_lowres_seed{s}.json"
     if not os.path.exists(path):
         continue
     T = json.load(open(path))["table1"]
@@ -44,6 +45,6 @@ seeds = list(out.values())
 for g in ("small", "rest"):
     d = [v[f"select {g}"] - v[f"prompt {g}"] for v in seeds]
     out[f"select - prompt, {g}"] = dict(mean=float(np.mean(d)), std=float(np.std(d)), n=len(d))
-json.dump(out, open("results/select_lowres.json", "w"), indent=1)
+json.dump(out, open("studies/select/select_lowres.json", "w"), indent=1)
 print(json.dumps(out, indent=1))
 EOF

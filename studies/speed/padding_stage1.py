@@ -1,31 +1,33 @@
-"""results/padding_stage1.py: what length-grouped batches save in stage 1, counted instead of timed.
-Per epoch of results/speed_stage1.sh's runs (rte, mrpc, sst2; 1,000 training rows each; l = 20;
-batch 16), the encoder's token positions (batch rows × (l + the batch's longest input)) under a
-plain shuffle (padded per batch) and under length-grouped batches (data.task_batches), beside the
-positions with no padding at all. Tokenisation only; a few seconds.
-  python results/padding_stage1.py
+"""studies/speed/padding_stage1.py: what length-grouped batches save in stage 1, counted instead of
+timed. Per epoch of studies/speed/speed_stage1.sh's runs (rte, mrpc, sst2; 1,000 training rows
+each; l = 20; batch 16), the encoder's token positions (batch rows × (l + the batch's longest
+input)) under a plain shuffle (padded per batch) and under length-grouped batches
+(data.task_batches), beside the positions with no padding at all. Tokenisation only; a few
+seconds.
+  python -m studies.speed.padding_stage1
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from amp import DEFAULT_MODEL, load_encoder  # noqa: E402
 from data import load_task, task_batches  # noqa: E402
 from lib.tokens import tokenize  # noqa: E402
-from lib import demo  # noqa: E402
 from metrics import input_tokens  # noqa: E402
 
 l, B = 20, 16
-data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+data = os.path.join(ROOT, "..", "shared", "data")
 encoder, tokenizer = load_encoder(DEFAULT_MODEL)
 total = dict(plain=0, grouped=0, none=0)
 for name in ["rte", "mrpc", "sst2"]:
     x = load_task(name, data, max_train=1000, max_eval=200)
     width = input_tokens(x["info"], encoder, tokenizer, l)
     lengths = tokenize(x["train"], tokenizer, width)["length"]
-    cost = lambda batches: sum(len(b) * (l + max(lengths[i] for i in b)) for b in batches)
+
+    def cost(batches):
+        return sum(len(b) * (l + max(lengths[i] for i in b)) for b in batches)
+
     plain, grouped = task_batches(len(lengths), B, 0, 0), task_batches(lengths, B, 0, 0)
     row = dict(plain=cost(plain), grouped=cost(grouped), none=sum(l + n for n in lengths))
     total = {k: total[k] + v for k, v in row.items()}

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The README quickstart's three commands, timed as a new user runs them (default threads), on the
 # lowres suite. Run it on a quiet machine: anything else running is measured too.
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . .venv/bin/activate 2>/dev/null || true
 export HF_HUB_OFFLINE=1
 out=${OUT:-runs/qs}
@@ -15,6 +15,6 @@ t = dict(re.findall(r"(stage source|stage target|eval) ([0-9.]+) s", open(sys.ar
 r = {k: float(v) for k, v in t.items()}
 r.update(total=round(sum(r.values()), 1), suite="lowres", threads="torch default (2)",
          machine="2-core AMD EPYC (Zen 3), torch 2.13 CPU, all-MiniLM-L6-v2, nothing else running")
-json.dump(r, open("results/quickstart_time.json", "w"), indent=1)
+json.dump(r, open("studies/speed/quickstart_time.json", "w"), indent=1)
 print(r)
 PY

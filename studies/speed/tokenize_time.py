@@ -1,9 +1,9 @@
-"""results/tokenize_time.py: what tokens.tokenize's cache saves on imdb's training rows (19,000
-after the honest split; the all-MiniLM-L6-v2 tokenizer; max_len 236). Two fresh processes share an
-empty $AMP_CACHE (a temporary folder): the first tokenises and writes the entry (cold), the second
-reads it (warm). Each times tokenize alone (not the imports, not load_task) and prints a sha256 of
-what it returned, which must agree. Needs ../shared/data; about a minute.
-  python results/tokenize_time.py
+"""studies/speed/tokenize_time.py: what lib.tokens.tokenize's cache saves on imdb's training rows
+(19,000 after the honest split; the all-MiniLM-L6-v2 tokenizer; max_len 236). Two fresh processes
+share an empty $AMP_CACHE (a temporary folder): the first tokenises and writes the entry (cold),
+the second reads it (warm). Each times tokenize alone (not the imports, not load_task) and prints a
+sha256 of what it returned, which must agree. Needs ../shared/data; about a minute.
+  python -m studies.speed.tokenize_time
 """
 
 import hashlib
@@ -14,8 +14,7 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -26,7 +25,7 @@ def once():
     from lib.tokens import tokenize
 
     _, tokenizer = load_encoder(DEFAULT_MODEL)
-    train = load_task("imdb", os.path.join(HERE, "..", "..", "shared", "data"))["train"]
+    train = load_task("imdb", os.path.join(ROOT, "..", "shared", "data"))["train"]
     start = time.perf_counter()
     out = tokenize(train, tokenizer, 236)
     seconds = time.perf_counter() - start
@@ -37,9 +36,13 @@ def once():
 def main():
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, AMP_CACHE=cache)
-        run = [sys.executable, os.path.abspath(__file__), "--once"]
-        last = lambda: subprocess.run(run, env=env, check=True, capture_output=True).stdout
-        cold, warm = (json.loads(last().splitlines()[-1]) for _ in range(2))
+        run = [sys.executable, "-m", "studies.speed.tokenize_time", "--once"]
+
+        def last():  # one fresh process, from the repository root
+            out = subprocess.run(run, env=env, cwd=ROOT, check=True, capture_output=True).stdout
+            return json.loads(out.splitlines()[-1])
+
+        cold, warm = (last() for _ in range(2))
     assert cold["sha256"] == warm["sha256"], "a warm call returned other data than a cold one"
     print(f"tokenize, imdb train ({cold['rows']:,} rows), max_len 236:")
     print(f"  cold (empty AMP_CACHE: tokenise, write the entry): {cold['seconds']:.2f} s")

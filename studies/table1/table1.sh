@@ -5,13 +5,13 @@
 # eval.py); SPoT-m's source, MNLI, has only validation_matched, carved the same way. Sizes for a
 # 2-core CPU: 500 training rows per task, 200 dev and 200 reporting rows at most, inputs cut to 128
 # tokens, the demo's learning rates, EPOCHS epochs for every stage.
-#   SEED=0 results/table1.sh                          # stage 1, then every method in runs/t0
-#   SEED=0 OUT=runs/t0b METHODS="tpt finetune" results/table1.sh
+#   SEED=0 studies/table1/table1.sh             # stage 1, then every method in runs/t0
+#   SEED=0 OUT=runs/t0b METHODS="tpt finetune" studies/table1/table1.sh
 #                                   # some methods in a copy, on the other core
-#   SEED=0 METHODS= results/table1.sh                 # stage 1 only (results/table1_ablation.sh)
+#   SEED=0 METHODS= studies/table1/table1.sh    # stage 1 only (for table1_ablation.sh)
 # Every step skips what is done and continues a cut-short one with --resume.
 set -e
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . .venv/bin/activate 2>/dev/null || true
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 TASKS=imdb,sst2,stsb,mrpc,rte,scitail,cb,multirc,boolq,qnli

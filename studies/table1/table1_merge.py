@@ -1,37 +1,36 @@
-"""results/table1_merge.py: Table 1 over seeds from the JSON files that `eval.py --json` wrote,
-without the checkpoints. Each file holds some methods on some runs (one run folder per seed); this
-joins them by run folder and method, prints Table 1 (mean ± std over the seeds a column has), each
-method's difference from prompt tuning (or from --minus's column) paired by seed (the mean of all
-tasks, of the four small-split tasks, of the others, and each of those four), and Figure 2 (AMP
-minus AMP-maxpool per task, paired by seed). A run and method present in two files must hold the
-same scores (a rerun that reproduces); if not, this says so and keeps the first file's.
+"""studies/table1/table1_merge.py: Table 1 over seeds from the JSON files that `eval.py --json`
+wrote, without the checkpoints. Each file holds some methods on some runs (one run folder per
+seed); this joins them by run folder and method, prints Table 1 (mean ± std over the seeds a column
+has), each method's difference from prompt tuning (or from --minus's column) paired by seed (the
+mean of all tasks, of the four small-split tasks, of the others, and each of those four), and
+Figure 2 (AMP minus AMP-maxpool per task, paired by seed). A run and method present in two files
+must hold the same scores (a rerun that reproduces); if not, this says so and keeps the first
+file's.
 
-The ablations (results/table1_ablation.sh) train AMP's variants in copies of a seed's stage 1,
-runs/t<s>_<v>: their "amp" column is read as method <v> of runs/t<s> (wvonly, aonly, uniform, heads,
-probet2h; ptc's column is pt-continued), and their prompt tuning column must equal that of
-runs/t<s>, which checks that the copy held the same source prompts.
+The ablations (studies/table1_ablation/table1_ablation.sh) train AMP's variants in copies of a
+seed's stage 1, runs/t<s>_<v>: their "amp" column is read as method <v> of runs/t<s> (wvonly,
+aonly, uniform, heads, probet2h; ptc's column is pt-continued), and their prompt tuning column must
+equal that of runs/t<s>, which checks that the copy held the same source prompts.
 
-  python results/table1_merge.py results/table1_seed0.json results/table1_seeds.json \
-      results/table1_seed1.json results/table1_seed2.json --json results/table1_seeds_all.json
-  python results/table1_merge.py results/table1_seed?.json results/table1_seeds.json \
-      results/table1_ablation_*.json --methods prompt,pt-continued,wvonly,aonly,amp,uniform \
-      --json results/table1_ablations.json
-  python results/table1_merge.py results/table1_seed?.json results/table1_seeds.json \
-      results/table1_ablation_*.json --methods prompt,pt-continued,wvonly,aonly,amp,uniform \
+  T=studies/table1 A=studies/table1_ablation
+  python -m studies.table1.table1_merge $T/table1_seed0.json $T/table1_seeds.json \
+      $T/table1_seed1.json $T/table1_seed2.json --json $T/table1_seeds_all.json
+  python -m studies.table1.table1_merge $T/table1_seed?.json $T/table1_seeds.json \
+      $A/table1_ablation_*.json --methods prompt,pt-continued,wvonly,aonly,amp,uniform \
+      --json $A/table1_ablations.json
+  python -m studies.table1.table1_merge $T/table1_seed?.json $T/table1_seeds.json \
+      $A/table1_ablation_*.json --methods prompt,pt-continued,wvonly,aonly,amp,uniform \
       --minus amp     # each row paired with AMP instead
 """
 
 import argparse
 import json
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from eval import METHODS, cell  # noqa: E402
+from eval import METHODS, cell
 
-# the variants that results/table1_ablation.sh trains
+# the variants that studies/table1_ablation/table1_ablation.sh trains
 ABLATION = {"wvonly": "W_V only", "aonly": "A only", "uniform": "AMP uniform"}
 ABLATION["heads"] = "AMP, heads"  # ours: --train-heads, beside the ablations
 ABLATION["probet2h"] = "AMP, probe"  # ours: lowres' best AMP combination on dev
@@ -97,9 +96,14 @@ def main():
         if m not in joined:
             ap.error(f"no column {m!r} in these files; they have: {', '.join(joined)}")
     runs = sorted({r for m in methods for r in joined[m]})
-    mean = lambda m, r, ts: float(np.mean([joined[m][r][t] for t in ts]))
+
+    def mean(m, r, ts):  # method m's mean over tasks ts in run r
+        return float(np.mean([joined[m][r][t] for t in ts]))
+
+    def row(f):  # one cell per column
+        return "".join(f"{f(m):>15s}" for m in methods)
+
     print(f"Table 1: reporting split, mean ± std over the seeds (runs: {', '.join(runs)})")
-    row = lambda f: "".join(f"{f(m):>15s}" for m in methods)  # one cell per column
     print(f"{'task':9s}" + row(lambda m: NAMES[m]))
     for t in tasks:
         print(f"{t:9s}" + row(lambda m: cell([joined[m][r][t] for r in joined[m]])))

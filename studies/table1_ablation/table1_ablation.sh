@@ -1,6 +1,6 @@
 #!/bin/bash
-# AMP's ablations on the real-data Table 1 run of seed SEED (runs/t$SEED, results/table1.sh): AMP's
-# ablations on copies of its stage 1 (config, log and source prompts), each trained for EPOCHS
+# AMP's ablations on the real-data Table 1 run of seed SEED (runs/t$SEED, studies/table1/table1.sh):
+# AMP's ablations on copies of its stage 1 (config, log and source prompts), each trained for EPOCHS
 # epochs like the table's methods, and scored on the same reporting rows with eval.py --methods
 # (prompt tuning beside the variant):
 #   ptc     prompt tuning continued for the same epochs (--method pt-continued)
@@ -9,17 +9,18 @@
 #   heads   AMP with the task heads trained beside ψ (--train-heads; ours, not an ablation)
 #   probet2h the lowres suite's best AMP combination on dev (ours): A started from the probe,
 #           T = 2, heads trained (--psi-init probe --mix-temperature 2 --train-heads); the probe's
-#           rows are select's where results/table1_select.sh has run, else train.py probes afresh
+#           rows are select's where studies/table1_select/table1_select.sh has run, else train.py
+#           probes afresh
 # AMP itself is the table's AMP column (runs/t$SEED). Writes
-# results/table1_ablation_<variant>_seed<SEED>.json.
-#   SEED=0 VARIANTS="ptc wvonly" results/table1_ablation.sh
+# studies/table1_ablation/table1_ablation_<variant>_seed<SEED>.json.
+#   SEED=0 VARIANTS="ptc wvonly" studies/table1_ablation/table1_ablation.sh
 set -e
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 . .venv/bin/activate 2>/dev/null || true
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 s=${SEED:-0}; run=runs/t$s; E=${EPOCHS:-2}
 for v in ${VARIANTS-ptc wvonly aonly uniform}; do
-  out=${run}_$v; json=results/table1_ablation_${v}_seed$s.json
+  out=${run}_$v; json=studies/table1_ablation/table1_ablation_${v}_seed$s.json
   [ -f $json ] && continue
   rm -rf $out && mkdir -p $out && cp -r $run/config.json $run/log.jsonl $run/source $out/
   case $v in
