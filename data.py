@@ -1,9 +1,15 @@
 """data.py: every task AMP trains on, checked row by row, split honestly, batched, mixed.
 Tasks: the paper's 11 (4.1, A.4, Table 3) and MNLI, from the hub or a local copy (../shared/data);
-yours, `<data-dir>/<name>/{train,validation[,test]}.jsonl` of rows {"text", "text_pair"?, "label"}
-and an optional task.json {"metric", "num_labels", "labels": [names]}; made in code (GENERATED:
-demo.py's suites; `python demo.py` shows what loads). Honest splits (ATTEMPT's): split_task."""
+yours, `<data-dir>/<name>/{train,validation[,test]}.{jsonl,csv,tsv}` of rows {"text", "text_pair"?,
+"label"} (CSV/TSV: a header row names the columns; an empty cell is no value) and an optional
+task.json {"metric", "num_labels", "labels": [names], "family", "max_tokens", "columns": {"text":
+"your column", "text_pair": ..., "label": ...}}; --data-dir "a,b" looks in each folder, and a task
+in two of them stops. A folder named like a registered task is read as your own task when it holds
+a task.json, else with the registry's columns and labels. Made in code (GENERATED: lib/demo.py's
+suites; `python -m lib.demo` shows what loads). Honest splits (ATTEMPT's): split_task."""
 
+import csv
+import io
 import itertools
 import json
 import math
@@ -32,7 +38,8 @@ def make_task(hub, fields, labels, metrics, family, report="validation", max_tok
 REGISTRY = {  # the paper's Table 3 and MNLI (SPoT-m's source task); demo.py adds the demo tasks
     "imdb": make_task("stanfordnlp/imdb plain_text", "text", "neg pos", "accuracy", "sentiment",
                   "test", splits="train"),
-    "sst2": make_task("nyu-mll/glue sst2", "sentence", "negative positive", "accuracy", "sentiment"),
+    "sst2": make_task("nyu-mll/glue sst2", "sentence", "negative positive", "accuracy",
+                  "sentiment"),
     "yelp_polarity": make_task("fancyzhx/yelp_polarity plain_text", "text", "negative positive",
                            "accuracy", "sentiment", "test", splits="train"),
     "stsb": make_task("nyu-mll/glue stsb", "sentence1 sentence2", None, "pearson spearman",
@@ -60,32 +67,68 @@ SPLIT_SEED = 0  # splits and subsets do not move with --seed: every run reports 
 MIN_REPORT = 25  # fewer reporting rows is "not measurable" (CB's halved validation has 28)
 K_CAP = 100_000  # paper 4.2: examples-proportional mixing with at most K examples per task
 
+FORMATS = {".jsonl": None, ".csv": ",", ".tsv": "\t"}  # a split's file: JSON lines, or cells
+
 
 def parse_tasks(spec, data_dir=None):
     """'demo' | 'lowres' | 'paper' | a comma list of suites, tasks, data_dir's task folders."""
-    if data_dir and not os.path.isdir(data_dir):
-        raise DataError(f"--data-dir {data_dir} does not exist")
+    for d in data_dirs(data_dir):
+        if os.path.exists(d) and not os.path.isdir(d):
+            holds = "<task>/train, validation (test optional) as .jsonl, .csv or .tsv, task.json"
+            raise DataError(f"--data-dir {d} is a file; a data folder holds a folder per task: "
+                            f"{holds} (optional)")  # fmt: skip
+        if not os.path.isdir(d):
+            raise DataError(f"--data-dir {d} does not exist")
     names = [n for t in spec.split(",") if t.strip() for n in SUITES.get(t.strip(), [t.strip()])]
-    folders = [f for f in os.listdir(data_dir) if f not in REGISTRY] if data_dir else []
-    custom = sorted(f for f in folders if os.path.lexists(os.path.join(data_dir, f, "train.jsonl")))
+    trains = [os.path.join(d, f, "train" + x) for d in data_dirs(data_dir) for f in os.listdir(d)
+              for x in FORMATS]  # fmt: skip
+    custom = sorted({p.split(os.sep)[-2] for p in trains if os.path.lexists(p)} - set(REGISTRY))
     for t in [n for n in names if n not in REGISTRY and n not in custom]:
         known = "; ".join(f"{s} ({', '.join(v)})" for s, v in SUITES.items()) + "; mnli"
         where = f"in {data_dir or '--data-dir (none given)'}: {', '.join(custom) or 'none'}"
-        raise DataError(f"unknown task '{t}'. Known: {known}; folders with a train.jsonl {where}")
+        raise DataError(f"unknown task '{t}'. Known: {known}; folders with a train.jsonl, .csv or "
+                        f".tsv {where}")  # fmt: skip
     if not names or len(set(names)) != len(names):
         raise DataError(f"--tasks '{spec}' must name at least one task, each once")
+    for n in names:
+        task_folder(n, data_dir)  # a task in two folders stops here
     return names
+
+
+def data_dirs(data_dir):
+    """--data-dir's folders, in order: "a,b" is two (the API keeps it one string)."""
+    return [d.strip() for d in (data_dir or "").split(",") if d.strip()]
+
+
+def task_folder(name, data_dir):
+    """The folder of task name in data_dir's folders, or None; in two folders: stops."""
+    found = [os.path.join(d, name) for d in data_dirs(data_dir)]
+    found = [f for f in found if os.path.isdir(f)]
+    if len(found) > 1:
+        raise DataError(f"task '{name}' is in two --data-dir folders, {found[0]} and {found[1]}: "
+                        "rename one, or leave one folder out of --data-dir")  # fmt: skip
+    return found[0] if found else None
+
+
+def split_file(folder, split):
+    """The file of one split in a task folder (.jsonl, .csv or .tsv), or None; two: stops."""
+    paths = [os.path.join(folder, split + x) for x in FORMATS]
+    paths = [p for p in paths if os.path.lexists(p)]
+    if len(paths) > 1:
+        raise DataError(f"{paths[0]} and {paths[1]}: two files of the {split} split; keep one")
+    return paths[0] if paths else None
 
 
 def read_split(name, split, data_dir=None, seed=0):
     """(source, [(line, row)]) of one split (a row's place: source + line), or None if none."""
-    folder, rows = os.path.join(data_dir or "", name), []
     if name in GENERATED:
         rows = GENERATED[name](split, seed)
         return rows and (f"demo task {name}, {split} row ", list(enumerate(rows, 1)))
-    if not (data_dir and os.path.isdir(folder)):  # a task on the hub
+    folder = task_folder(name, data_dir)
+    if folder is None:  # a task on the hub
         if name not in REGISTRY:
-            raise DataError(f"task '{name}': no folder {folder}")
+            where = data_dir or "--data-dir (none given)"
+            raise DataError(f"task '{name}': no folder {name} in {where}")
         (repo, config), where = REGISTRY[name]["hub"], "/".join(REGISTRY[name]["hub"])
         if split not in REGISTRY[name]["splits"]:
             return None
@@ -94,83 +137,149 @@ def read_split(name, split, data_dir=None, seed=0):
         except Exception as e:
             reason = (str(e).splitlines() or [type(e).__name__])[0][:160]
             hub = f"cannot load {where} ({split}) from the Hugging Face hub: {reason}"
-            local = f"--data-dir DIR holding {name}/{split}.jsonl, or use the offline demo suite"
-            raise DataError(f"{hub}. Pass {local} (--tasks demo)") from None
+            local = f"--data-dir DIR holding {name}/{split}.jsonl or .csv, or use the offline"
+            raise DataError(f"{hub}. Pass {local} demo suite (--tasks demo)") from None
         return f"{where}, {split} row ", list(enumerate(ds, 1))
-    path = os.path.join(folder, f"{split}.jsonl")
-    if not os.path.lexists(path):
+    if (path := split_file(folder, split)) is None:
         return None
     if os.path.isdir(path):
-        raise DataError(f"{path} is a directory, not a file of one JSON object a line")
+        raise DataError(f"{path} is a directory, not a file of rows")
+    try:
+        rows = read_jsonl(path) if path.endswith(".jsonl") else read_cells(path)
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}") from None
+    if not rows:
+        needs = "one JSON object a line" if path.endswith(".jsonl") else "a header row, then rows"
+        raise DataError(f"{path} is empty: it needs {needs}")
+    return path + ":", rows
+
+
+def read_jsonl(path):
+    """[(line, row)]: one JSON object a line; blank lines are skipped, but counted."""
+    rows = []
     try:
         with open(path, "rb") as f:
             for i, line in enumerate(f, 1):
                 row = json.loads(line.decode("utf-8")) if line.strip() else None
                 if row is not None and not isinstance(row, dict):
                     raise DataError(f"{path}:{i}: not a JSON object")
-                rows += [] if row is None else [(i, row)]  # blank lines: skipped, but counted
-    except OSError as e:
-        raise DataError(f"cannot read {path}: {e.strerror}") from None
+                rows += [] if row is None else [(i, row)]
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         why = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else f"malformed JSON ({e.msg})"
         raise DataError(f"{path}:{i}: {why}") from None
-    if not rows:
-        raise DataError(f"{path} is empty: it needs one JSON object a line")
-    return path + ":", rows
+    return rows
+
+
+def read_cells(path):
+    """[(line, row)] of a CSV or TSV file: a header row names the columns; a row is its non-empty
+    cells; blank lines are skipped, but counted; a row's line is the one it starts on."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text") from None
+    cells = csv.reader(io.StringIO(text, newline=""), delimiter=FORMATS[path[-4:]])
+    header, rows, start = None, [], 1
+    try:
+        for row in cells:
+            line, start = start, cells.line_num + 1
+            if row and header and len(row) != len(header):
+                raise DataError(f"{path}:{line}: {len(row)} cells, {len(header)} in the header")
+            if row and header:
+                rows.append((line, {k: v for k, v in zip(header, row) if v}))
+            elif row and len(set(row)) < len(row):
+                raise DataError(f"{path}:{line}: a column is named twice in the header")
+            elif row:
+                header = row
+    except csv.Error as e:
+        raise DataError(f"{path}:{cells.line_num}: malformed {path[-3:].upper()} ({e})") from None
+    return rows
+
+
+def number(cell):
+    """A CSV label cell as JSON would type it: "3" -> 3, "2.5" -> 2.5, anything else as it is."""
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except (TypeError, ValueError):
+            pass
+    return cell
 
 
 def task_info(name, data_dir=None, train=()):
-    """A task's _task dict and num_labels (1 = regression)."""
-    if name in REGISTRY:
+    """A task's _task dict and num_labels (1 = regression). train: [(line, row)] of its train split
+    (your own task's labels are read from them)."""
+    folder = None if name in GENERATED else task_folder(name, data_dir)
+    if folder and (name not in REGISTRY or os.path.exists(os.path.join(folder, "task.json"))):
+        info = own_info(name, folder, train)
+    else:
         info = dict(REGISTRY[name])
-    else:  # your own task: from its task.json and training rows
-        path = os.path.join(data_dir, name, "task.json")
-        try:
-            spec = json.load(open(path)) if os.path.exists(path) else {}
-        except (OSError, ValueError) as e:
-            raise DataError(f"{path}: not a readable JSON object ({e})") from None
-        if not isinstance(spec, dict):
-            raise DataError(f"{path}: not a JSON object")
-        ys = [row.get("label") for _, row in train]
-        ints = [y for y in ys if type(y) is int]
-        C = spec.get("num_labels", 1 if float in map(type, ys) else max(ints + [1]) + 1)
-        names = sorted({y for y in ys if type(y) is str}) or [str(c) for c in range(C)]
-        labels = spec.get("labels", names)
-        ok = isinstance(C, int) and C >= 1 and isinstance(labels, list)
-        if not (ok and len(set(labels)) == len(labels) and all(isinstance(y, str) for y in labels)):
-            must = "'num_labels' must be a whole number >= 1, 'labels' a list of distinct strings"
-            raise DataError(f"{path}: {must}")
-        labels = None if C == 1 and "labels" not in spec else tuple(labels)
-        metric = spec.get("metric", "pearson" if C == 1 else "accuracy")
-        test = os.path.lexists(os.path.join(data_dir, name, "test.jsonl"))
-        info = dict(hub=None, fields=("text", "text_pair"), labels=labels, metrics=(metric,))
-        info.update(report="test" if test else "validation", family=spec.get("family", name))
-        info["max_tokens"] = spec.get("max_tokens", 256)
     info["num_labels"] = 1 if info["labels"] is None else len(info["labels"])
     return info
+
+
+def own_info(name, folder, train):
+    """Your own task's info: from its task.json and training rows."""
+    path = os.path.join(folder, "task.json")
+    try:
+        spec = json.load(open(path)) if os.path.exists(path) else {}
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a readable JSON object ({e})") from None
+    cols = spec.get("columns", {}) if isinstance(spec, dict) else None
+    ok = isinstance(cols, dict) and set(cols) <= {"text", "text_pair", "label"}
+    if not (ok and all(isinstance(c, str) for c in cols.values())):
+        raise DataError(f"{path}: must be a JSON object; 'columns' maps text, text_pair, label to "
+                        "your column names")  # fmt: skip
+    label = cols.get("label", "label")
+    ys = [row.get(label) for _, row in train]
+    if not (split_file(folder, "train") or ".jsonl").endswith(".jsonl"):
+        ys = list(map(number, ys))  # cells are text: typed as JSON would type them
+    ints = [y for y in ys if type(y) is int]
+    C = spec.get("num_labels", 1 if float in map(type, ys) else max(ints + [1]) + 1)
+    names = sorted({y for y in ys if type(y) is str}) or [str(c) for c in range(C)]
+    labels = spec.get("labels", names)
+    ok = isinstance(C, int) and C >= 1 and isinstance(labels, list)
+    if not (ok and len(set(labels)) == len(labels) and all(isinstance(y, str) for y in labels)):
+        must = "'num_labels' must be a whole number >= 1, 'labels' a list of distinct strings"
+        raise DataError(f"{path}: {must}")
+    labels = None if C == 1 and "labels" not in spec else tuple(labels)
+    metric = spec.get("metric", "pearson" if C == 1 else "accuracy")
+    fields = (cols.get("text", "text"), cols.get("text_pair", "text_pair"))
+    info = dict(hub=None, fields=fields, label=label, labels=labels, metrics=(metric,))
+    report = "test" if split_file(folder, "test") else "validation"
+    info.update(report=report, family=spec.get("family", name))
+    return dict(info, max_tokens=spec.get("max_tokens", 256))
 
 
 def examples(source, rows, info, split, name=""):
     """Rows as read -> [{text, text_pair (may be null), label, group}], each checked."""
     f, names, C, out = info["fields"], info["labels"], info["num_labels"], []  # pair: the last
     classes = C != 1 and f"an int class 0..{C - 1} or one of the names {', '.join(names)}"
-    got = lambda k: json.dumps(row[k], default=str)[:40] if k in row else "missing"
-    wrong = lambda k, exp: DataError(f"{source}{line}: field '{k}' is {got(k)}; expected {exp}")
+    label, cells = info.get("label", "label"), source.endswith((".csv:", ".tsv:"))  # cells: text
+
+    def wrong(key, expected):  # this row's field, as read
+        got = json.dumps(row[key], default=str)[:40] if key in row else "missing"
+        return DataError(f"{source}{line}: field '{key}' is {got}; expected {expected}")
+
     for i, (line, row) in enumerate(rows):
         for key in f:  # a middle field may be empty (3 MultiRC answers are)
             text_ok = isinstance(v := row.get(key), str) and (v.strip() or key in f[1:-1])
-            if not (text_ok or key == "text_pair" and v is None):
+            if not (text_ok or key == f[-1] and not info["hub"] and v is None):  # yours: no pair
                 raise wrong(key, "a non-empty string")
         text, pair = " ".join(row[k] for k in f[:-1] or f), row.get(f[-1]) if len(f) > 1 else None
-        y = row.get("label")  # an int class 0..C-1, a class name, a finite number (regression)
+        y = row.get(label)  # an int class 0..C-1, a class name, a finite number (regression)
+        if cells and (C == 1 or info["hub"]) and y not in (names or ()):  # else: names only
+            y = number(y)  # a number: regression, or the hub's int classes
         if C == 1 and type(y) in (int, float) and math.isfinite(y):
             y = float(y)
         elif C > 1 and type(y) is str and y in names:
             y = names.index(y)
         elif not (C > 1 and type(y) is int and 0 <= y < C):
-            raise wrong("label", classes or "a finite number (a regression task)")
+            raise wrong(label, classes or "a finite number (a regression task)")
         group = f"{split}/{i}"  # MultiRC: "split/paragraph-question", a question's answers together
-        if name == "multirc":
+        if name == "multirc" and info["hub"]:
             idx = row.get("idx")
             if not (isinstance(idx, dict) and {"paragraph", "question"} <= set(idx)):
                 raise wrong("idx", "an object with paragraph and question")
@@ -195,10 +304,10 @@ def split_task(raw, info, protocol="honest", carve=False, where="", seed=SPLIT_S
     paper: one split selects and reports (A.3); honest: a validation split, else rows held out:"""
     report, train, note = raw.get(split := info["report"]), raw.get("train"), ""
     if report is None:
-        raise DataError(f"{where}: no {split} split, which this task reports on ({split}.jsonl "
-                        "expected in its folder)")  # fmt: skip
+        raise DataError(f"{where}: no {split} split, which this task reports on ({split}.jsonl, "
+                        ".csv or .tsv expected in its folder)")  # fmt: skip
     if train is None and not carve:
-        no_train = "no train split (train.jsonl expected in its folder)"
+        no_train = "no train split (train.jsonl, .csv or .tsv expected in its folder)"
         carve_it = f"--carve to carve train/dev/report from its {split} split with a fixed seed"
         raise DataError(f"{where}: {no_train}; pass {carve_it} (the task is then marked †)")
     if train is None:
@@ -218,20 +327,27 @@ def load_task(name, data_dir=None, protocol="honest", carve=False, max_train=Non
     raw = {s: r for s in splits if (r := read_split(name, s, data_dir, demo_seed)) is not None}
     info = task_info(name, data_dir, raw.get("train", (None, []))[1])
     ex = {s: examples(source, rows, info, s, name) for s, (source, rows) in raw.items()}
-    pair = any(e["text_pair"] is not None for rows in ex.values() for e in rows)
-    fill = lambda e: dict(e, text_pair=e["text_pair"] or "") if pair else e  # pair task: "" if none
-    ex = {s: datasets.Dataset.from_list([fill(e) for e in rows]) for s, rows in ex.items()}
-    where = os.path.join(data_dir or "", name)
+    if any(e["text_pair"] is not None for rows in ex.values() for e in rows):  # a pair task
+        ex = {s: [dict(e, text_pair=e["text_pair"] or "") for e in rows] for s, rows in ex.items()}
+    ex = {s: datasets.Dataset.from_list(rows) for s, rows in ex.items()}
+    where = task_folder(name, data_dir) or name
     train, dev, report, note = split_task(ex, info, protocol, carve, where)
-    subset = lambda ds, n: ds if n is None or n >= len(ds) else split_off(ds, n)[1]  # fixed n rows
     train, dev, report = subset(train, max_train), subset(dev, max_eval), subset(report, max_eval)
     task = dict(name=name, info=info, train=train, dev=dev, report=report, note=note)
     return dict(task, measurable=len(report) >= MIN_REPORT)
 
 
+def subset(ds, n):
+    """n rows of ds, drawn with a fixed seed (all of them if n is None or n >= len(ds))."""
+    return ds if n is None or n >= len(ds) else split_off(ds, n)[1]
+
+
 def collate(rows, pad_id):
     """Rows {input_ids, token_type_ids?, label, task} -> tensors padded to the longest row."""
-    pad = lambda xs, v: pad_sequence(list(map(torch.tensor, xs)), batch_first=True, padding_value=v)
+
+    def pad(xs, v):
+        return pad_sequence(list(map(torch.tensor, xs)), batch_first=True, padding_value=v)
+
     ids = [r["input_ids"] for r in rows]
     types = [r.get("token_type_ids", [0] * len(x)) for r, x in zip(rows, ids)]
     batch = dict(input_ids=pad(ids, pad_id), attention_mask=pad([[1] * len(x) for x in ids], 0))

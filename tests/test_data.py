@@ -127,8 +127,8 @@ def test_hub_reads_only_the_named_splits_of_the_data_repositories(monkeypatch):
 
     def fake_load_dataset(repo, config=None, split=None):  # rows in every schema at once
         calls.append((repo, config, split))
-        row = lambda i: dict({w: f"{w} {i}" for w in words.split()}, label=i % 2)
-        return [dict(row(i), idx=dict(paragraph=i, question=i)) for i in range(60)]
+        rows = [dict({w: f"{w} {i}" for w in words.split()}, label=i % 2) for i in range(60)]
+        return [dict(row, idx=dict(paragraph=i, question=i)) for i, row in enumerate(rows)]
 
     monkeypatch.setattr(data.datasets, "load_dataset", fake_load_dataset)
     for name, (repo, config, splits) in HUB.items():
@@ -264,7 +264,7 @@ def test_bad_validation_row_and_missing_or_empty_files_are_named(tmp_path):
     folder = tmp_path / "bad"
     rows = [{"text": "a", "label": "pos"}, {"text": "b", "label": "neg"}]
     write_jsonl(folder / "train.jsonl", rows)
-    with pytest.raises(DataError, match="validation.jsonl expected"):
+    with pytest.raises(DataError, match=r"validation.jsonl, .csv or .tsv expected"):
         load_task("bad", str(tmp_path))
     (folder / "validation.jsonl").write_text("")
     with pytest.raises(DataError, match="validation.jsonl is empty"):
@@ -304,7 +304,10 @@ def test_demo_families_share_label_words_and_differ_from_other_families():
         return {w for r in rows for s in (r["text"], r["text_pair"] or "") for w in s.split()}
 
     fam = {n: DEMO[n][0] for n in demo.SUITES["demo"]}
-    jaccard = lambda a, b: len(words(a) & words(b)) / len(words(a) | words(b))
+
+    def jaccard(a, b):
+        return len(words(a) & words(b)) / len(words(a) | words(b))
+
     within = [jaccard(a, b) for a in fam for b in fam if a < b and fam[a] == fam[b]]
     across = [jaccard(a, b) for a in fam for b in fam if a < b and fam[a] != fam[b]]
     assert min(within) > max(across), (min(within), max(across))
