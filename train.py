@@ -1,6 +1,5 @@
-"""train.py: AMP's two stages and adding a task (paper 3.1, 3.2, 3.4, 4.2, A.3); the paper's
-baselines on the same run. Read it top to bottom: the flags, the defaults, stage 1, stage 2, adding
-a task, main.
+"""train.py: AMP's two stages and adding a task (paper 3.1, 3.2, 3.4, 4.2, A.3), the baselines on
+the same run. Top to bottom: the flags, the defaults, stage 1, stage 2, adding a task, main.
 
   python train.py --stage source    # stage 1 (paper 3.1): a source prompt P_t (+ head) per task
   python train.py --stage target    # stage 2 (paper 3.2): ψ = (W_Q, W_K, W_V) over the prompts
@@ -8,9 +7,7 @@ a task, main.
   python train.py --stage target --method M   # a Table 1 baseline on the same run, in OUT/M/
   python eval.py                    # every method of the run on the reporting splits; the heatmap
 
-Defaults: the lowres demo suite (lib/demo.py), all-MiniLM-L6-v2, a CPU. Tiny example:
-  python train.py --stage source --tasks senti_movies,colours --max-steps 20 --out runs/tiny
-  python train.py --stage target --max-steps 20 --out runs/tiny && python eval.py --out runs/tiny
+Defaults: the lowres demo suite (lib/demo.py), all-MiniLM-L6-v2, a CPU. A tiny run: --max-steps 20.
 """
 
 import argparse
@@ -295,8 +292,7 @@ def add_task(args, cfg, env):
     write_json(os.path.join(args.out, "config.json"), cfg)
 
 
-def trained_as(args, cfg, part):
-    """The flags as a run's earlier stage was trained with them (config.json[part])."""
+def trained_as(args, cfg, part):  # the flags as the run's stage `part` was trained with them
     return argparse.Namespace(**{**vars(args), **cfg.get(part, {})})
 
 
@@ -330,9 +326,8 @@ def baseline(args, cfg, env):
         init = dict(zip(args.tasks, source_prompts(args.out, env, args.tasks, part)))
         folder = f"{args.method}/target"
         return stage_source(args, env, args.tasks, folder=folder, init=init, new_heads=False)
-    recipe = {"attempt": baselines.attempt_jobs, "tpt": baselines.tpt_jobs}
-    recipe["finetune"] = baselines.finetune_jobs
-    for jobs in recipe[args.method](args, env, args.tasks):
+    recipe = getattr(baselines, f"{args.method}_jobs")  # attempt_jobs, tpt_jobs, finetune_jobs
+    for jobs in recipe(args, env, args.tasks):
         for job in fit(args, env, jobs):
             for path, (W, meta) in job.files.items():
                 save_tensors(path, W, meta)

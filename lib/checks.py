@@ -71,7 +71,11 @@ def read_run(args):
 
 def check_folder(args, cfg):
     """Stage target and --add-task need a finished, readable earlier stage and nothing half done."""
-    out, has = args.out, lambda *f: os.path.exists(os.path.join(args.out, *f))
+    out = args.out
+
+    def has(*parts):  # whether the run folder holds this file or folder
+        return os.path.exists(os.path.join(out, *parts))
+
     if args.stage == "target":
         missing = [t for t in args.tasks if not has("source", f"{t}.safetensors")]
         if missing:
