@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from amp import PromptModel, load_encoder, max_positions
 from data import DataError, collate, load_task
-from lib.runfiles import load_tensors
+from lib.runfiles import load_tensors, task_file
 
 # evaluation batches: no gradients are kept, so they can be larger than training batches
 EVAL_BATCH = 64
@@ -119,6 +119,8 @@ def open_run(out, run, device):
     loaded = [load_task(t, *flags) for t in run["tasks"]]
     model = PromptModel(encoder, [x["info"]["num_labels"] for x in loaded]).to(device)
     expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
-    path = lambda t: os.path.join(out, "source", f"{t}.safetensors")
-    P = [load_tensors(path(t), dict(expect, task=t))[0]["P"] for t in run["tasks"]]
+    P = [
+        load_tensors(task_file(out, "prompt", t), dict(expect, task=t))[0]["P"]
+        for t in run["tasks"]
+    ]
     return encoder, tokenizer, loaded, model, expect, torch.stack(P).to(device)  # P: (n, l, d)

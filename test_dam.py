@@ -229,8 +229,9 @@ def test_start_near_identity_reaches_its_diagonal_and_ranks_by_mean_prompt():
     dots = P.mean(1) @ P.mean(1).T  # (n, n): the other sources rank as mean-prompt dot products do
     for i in range(6):
         others = [j for j in range(6) if j != i]
-        ranking = lambda M: sorted(others, key=lambda j: -M[i, j].item())
-        assert ranking(A) == ranking(dots)
+        assert sorted(others, key=lambda j: -A[i, j].item()) == sorted(
+            others, key=lambda j: -dots[i, j].item()
+        )
 
 
 NAMES = ["alpha", "bravo", "charlie", "delta", "echo"]

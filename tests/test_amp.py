@@ -271,7 +271,10 @@ def test_a_roberta_style_encoder_runs_end_to_end_at_its_longest_input(tmp_path):
 
 def test_add_task_leaves_old_target_prompts_byte_identical(run_dir):
     names = ["senti_food", "colours"]
-    target = lambda t: os.path.join(run_dir, "target", f"{t}.safetensors")
+
+    def target(t):
+        return os.path.join(run_dir, "target", f"{t}.safetensors")
+
     before = {t: open(target(t), "rb").read() for t in names}
     psi_before = saved(run_dir, "psi.safetensors")
     train.main(["--add-task", "senti_movies", "--out", run_dir])
@@ -290,7 +293,9 @@ def test_files_made_for_another_setting_name_both_sides(run_dir):
     path = os.path.join(run_dir, "source", "colours.safetensors")
     with pytest.raises(runfiles.RunFileError, match=r"l=4, but this run has l=100"):
         runfiles.load_tensors(path, dict(l=100))
-    with pytest.raises(runfiles.RunFileError, match=r"task='colours', but this run has task='sst2'"):
+    with pytest.raises(
+        runfiles.RunFileError, match=r"task='colours', but this run has task='sst2'"
+    ):
         runfiles.load_tensors(path, dict(task="sst2"))
 
 
