@@ -11,11 +11,12 @@ milliseconds per example), Figure 2 (AMP minus AMP-maxpool) when both are presen
 attention heatmap. Writes into each run folder:
   eval.json     {"scores": {method: {task: {metric: value}}}, "ms_per_example", "input_tokens", ...}
   attention.png the attention matrix as a labelled heatmap (rows: target tasks, columns: sources)
-  eval_cache.json  each method's scores and time, kept while what they depend on (method_key) stays
+  eval_cache.json  each method's scores and time, kept while what they depend on (method_key) stays,
+                and the encoder's sizes: a call that finds every score there loads no encoder
 On the demo suite it also counts how many tasks put their largest off-diagonal attention on a task
 of their own family, against what picking a source at random would give and what the mean source
 prompts give with no training (their dot product, the order ψ's identity start begins from, and
-their cosine, SPoT's similarity).
+their cosine, SPoT's similarity). The pictures of A are lib/figures.py's.
 
 Run (after train.py --stage source and --stage target):
   python eval.py --out runs/amp
@@ -30,18 +31,20 @@ import hashlib
 import json
 import os
 import sys
+import textwrap
 import time
 
 import numpy as np
 import torch
 
-from amp import ModelError
+from amp import ModelError, PromptModel, load_encoder, max_positions, resolve_model
 from baselines import AttemptAttention, TokenBank, params_per_method, scaled_sizes, tpt_prompt
-from data import DataError
-from lib import demo
-from metrics import EVAL_BATCH, evaluate, input_tokens, open_run, pick_device
-from lib.runfiles import load_tensors, read_json, write_json
+from data import MIN_REPORT, DataError, load_task
+from lib import demo, runfiles
+from lib.figures import column_names, draw_attention, family_rate
+from lib.runfiles import RunFileError, load_tensors, read_json, task_file, write_json
 from lib.tokens import tokenize
+from metrics import EVAL_BATCH, evaluate, pick_device
 
 ap = argparse.ArgumentParser(description="Score every method of a run on each reporting split.")
 ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s); seeds: mean ± std")
@@ -56,66 +59,8 @@ ap.add_argument(
 ap.add_argument("--rescore", action="store_true", help="score every method again (no cache)")
 
 
-def family_rate(tasks, A):
-    """(hits, tasks with a sibling, hits expected of a random pick) for demo-suite tasks."""
-    fam = [demo.DEMO[t][0] if t in demo.DEMO else None for t in tasks]
-    hits = counted = expected = 0
-    for i, f in enumerate(fam):
-        others = [j for j in range(len(tasks)) if j != i]
-        siblings = [j for j in others if f is not None and fam[j] == f]
-        if siblings:
-            counted += 1
-            hits += fam[max(others, key=lambda j: A[i][j])] == f
-            expected += len(siblings) / len(others)
-    return hits, counted, expected
-
-
-def draw_attention(tasks, A, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n, light = len(tasks), 0.6 * max(max(r) for r in A)  # white text above `light`
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n))
-    im = ax.imshow(A, cmap="Blues", vmin=0)
-    ax.set_xticks(range(n), tasks, rotation=60, ha="right")
-    ax.set_yticks(range(n), tasks)
-    ax.set_xlabel("source task (column)")
-    ax.set_ylabel("target task (row)")
-    for i in range(n):
-        for j in range(n):
-            color = "white" if A[i][j] > light else "black"
-            ax.text(j, i, f"{A[i][j]:.2f}", ha="center", va="center", fontsize=7, color=color)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_title("AMP attention A (paper Figure 6)")
-    fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=120)
-    os.replace(path + ".tmp.png", path)
-    plt.close(fig)
-
-
-# Table 1's columns in the paper's order, then the ablation's PT continued (results/ablation.py)
-METHODS = [
-    ("finetune", "fine-tuning"),
-    ("prompt", "prompt tuning"),
-    ("spot-s", "SPoT-s"),
-    ("spot-m", "SPoT-m"),
-    ("attempt", "ATTEMPT"),
-    ("tpt", "TPT"),
-    ("amp", "AMP"),
-    ("amp-maxpool", "AMP-maxpool"),
-    ("pt-continued", "PT continued"),
-    ("select", "select"),
-    ("amp-tuned", "AMP, then tuned"),
-]
-# where each method keeps its per-task files; any other method M: M/target
-FOLDER = {"prompt": "source", "amp": "target"}
-
-
-def task_file(out, method, task):
-    """The file holding a task's prompt and head under a method, in run folder `out`."""
-    return os.path.join(out, FOLDER.get(method, f"{method}/target"), f"{task}.safetensors")
+# Table 1's columns in the paper's order, then the ablation's and the studies': (method, title)
+METHODS = [(m, method.title) for m, method in runfiles.METHODS.items()]
 
 
 def method_prompt(out, method, name, t, model, P_sources, device, expect):
@@ -158,8 +103,8 @@ def run_methods(out, only=None):
             f"{out} holds no run (no config.json); train one with python train.py --stage source"
         )
     run = read_json(cfg_path, need=["run"])["run"]
-    has = lambda m: all(os.path.exists(task_file(out, m, t)) for t in run["tasks"])
-    methods = [m for m, _ in METHODS if has(m) and (only is None or m in only)]
+    asked = [m for m, _ in METHODS if only is None or m in only]
+    methods = [m for m in asked if all(os.path.exists(task_file(out, m, t)) for t in run["tasks"])]
     if "amp" in methods:  # read before eval.json is written: a damaged one leaves the run as it was
         read_json(os.path.join(out, "attention.json"), need=["tasks", "A"])
     if methods == ["prompt"] or not methods:
@@ -169,8 +114,13 @@ def run_methods(out, only=None):
     return run, methods
 
 
-CACHE = "eval_cache.json"  # {"methods": {method: {"key", "scores", "ms_per_example", "measured"}}}
-digest = lambda obj: hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+# {"methods": {method: {"key", "scores", "ms_per_example", "measured", "sha256"}}, "encoder":
+# {"key", "positions", "d", "parameters", "sha256"}}: what a call that scores nothing needs
+CACHE = "eval_cache.json"
+
+
+def digest(obj):
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
 def file_sha(path):
@@ -182,6 +132,15 @@ def file_sha(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def encoder_key(name):
+    """The run's encoder, known without loading it: its name and, where it is a folder (a local
+    model, the packaged default), each file's name, size and time of change."""
+    path = str(resolve_model(name))  # the packaged default's is a pathlib.Path
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs)  # [] if no folder
+    stats = [(os.path.relpath(f, path), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
+    return digest([name, path, stats])
 
 
 def method_key(out, method, tasks, settings):
@@ -196,15 +155,17 @@ def method_key(out, method, tasks, settings):
 
 
 def read_cache(out):
-    """{method: entry} of the run's eval_cache.json; a damaged one is ignored (and written anew)."""
+    """The run's eval_cache.json, {"methods": {...}, "encoder": {...}}; a damaged one is ignored
+    (and written anew)."""
     path = os.path.join(out, CACHE)
     try:
-        methods = read_json(path, need=["methods"])["methods"] if os.path.exists(path) else {}
-    except (ModelError, OSError, ValueError, RecursionError):
-        methods = None
-    if not isinstance(methods, dict):
-        print(f"{path} is damaged: it is ignored and written anew")
-    return methods if isinstance(methods, dict) else {}
+        cache = read_json(path, need=["methods"]) if os.path.exists(path) else {"methods": {}}
+    except (RunFileError, OSError, ValueError, RecursionError):
+        cache = None
+    if isinstance(cache, dict) and isinstance(cache["methods"], dict):
+        return cache
+    print(f"{path} is damaged: it is ignored and written anew")
+    return {"methods": {}}
 
 
 def usable(entry, key):
@@ -213,9 +174,33 @@ def usable(entry, key):
     return ours and entry.get("sha256") == digest({k: v for k, v in entry.items() if k != "sha256"})
 
 
-def score_methods(out, keys, reports, model, P_sources, batch_size, device, expect):
+def sealed(entry):
+    """A cache entry with the sha256 of the rest (usable checks it)."""
+    return dict(entry, sha256=digest(entry))
+
+
+def open_model(out, run, loaded, device, key):
+    """(the model, a head per task; its tokenizer; what the run's files must match; the source
+    prompts P (n, l, d); the cache's entry of what a later call needs of the encoder)."""
+    encoder, tokenizer = load_encoder(run["model"])
+    model = PromptModel(encoder, [x["info"]["num_labels"] for x in loaded]).to(device)
+    expect = dict(model=run["model"], d=model.d, l=run["prompt_len"])
+    P = source_prompts(out, expect, run["tasks"]).to(device)
+    entry = dict(key=key, positions=max_positions(encoder, tokenizer), d=model.d)
+    entry.update(parameters=sum(p.numel() for p in encoder.parameters()))
+    return model, tokenizer, expect, P, sealed(entry)
+
+
+def source_prompts(out, expect, tasks):
+    """The tasks' source prompts P (n, l, d), from OUT/source/ (read without the encoder)."""
+    files = [(task_file(out, "prompt", t), dict(expect, task=t)) for t in tasks]
+    return torch.stack([load_tensors(*f)[0]["P"] for f in files])
+
+
+def score_methods(out, keys, reports, opened, batch_size, device):
     """Each method of keys {method: its key} on each measurable task's rows -> {method: {"scores":
     {task: {metric: value}}, "ms_per_example", "measured": today, "key", "sha256": of the rest}}."""
+    model, _, expect, P_sources, _ = opened
     frozen = {k: v.clone() for k, v in model.encoder.state_dict().items()}  # fine-tuning swaps them
     scores, seconds = {m: {} for m in keys}, dict.fromkeys(keys, 0.0)
     for name, (t, info, data) in reports.items():
@@ -230,46 +215,56 @@ def score_methods(out, keys, reports, model, P_sources, batch_size, device, expe
                 model.encoder.load_state_dict(frozen)
     rows, today = sum(len(d) for _, _, d in reports.values()), datetime.date.today().isoformat()
     ms = {m: 1000 * s / max(rows, 1) for m, s in seconds.items()}
-    entry = lambda m: dict(scores=scores[m], ms_per_example=ms[m], measured=today, key=keys[m])
-    return {m: dict(entry(m), sha256=digest(entry(m))) for m in keys}
+    entries = {m: dict(scores=scores[m], ms_per_example=ms[m], measured=today) for m in keys}
+    return {m: sealed(dict(e, key=keys[m])) for m, e in entries.items()}
 
 
 def evaluate_run(out, batch_size, device, only=None, rescore=False):
     """Every method present in run folder `out`, each on the same reporting rows and the same input
-    tokens -> {"scores": {method: {task: {metric: value}}}, "ms_per_example": {method: ...},
-    "measured", "notes", "tasks", "metric", ...}. A method whose key (method_key) is that of its
-    entry in OUT/eval_cache.json is taken from there, unless rescore; the others are scored."""
+    tokens -> ({"scores": {method: {task: {metric: value}}}, "ms_per_example": {method: ...},
+    "measured", "notes", "tasks", "metric", ...}, the model, the source prompts P). A method whose
+    key (method_key) is that of its entry in OUT/eval_cache.json is taken from there, unless
+    rescore; the others are scored. When none is, no encoder is loaded: model and P are None."""
     run, methods = run_methods(out, only)
-    tasks, cap = run["tasks"], (run["prompt_len"], run.get("max_tokens"))
-    encoder, tokenizer, loaded, model, expect, P_sources = open_run(out, run, device)
-    tokens = {x["name"]: input_tokens(x["info"], encoder, tokenizer, *cap) for x in loaded}
-    unmeasured = lambda x: f"not measurable: {len(x['report'])} reporting rows"
-    notes = {x["name"]: x["note"] if x["measurable"] else unmeasured(x) for x in loaded}
-    reports = {  # measurable task -> (its index, info, its tokenised reporting rows)
-        x["name"]: (t, x["info"], tokenize(x["report"], tokenizer, tokens[x["name"]]))
-        for t, x in enumerate(loaded)
-        if x["measurable"]
-    }
-    # each row's input ids, token types, label and group: d[:] holds every column of the rows
-    rows = [[n, tokens[n], i["metrics"], i["num_labels"], d[:]] for n, (_, i, d) in reports.items()]
-    settings = dict(rows=digest(rows), batch=batch_size, device=torch.device(device).type)
-    settings.update(model=run["model"])  # what every method's scores depend on, besides its files
-    cache, keys = read_cache(out), {m: method_key(out, m, tasks, settings) for m in methods}
-    fresh = {m: keys[m] for m in methods if rescore or not usable(cache.get(m), keys[m])}
-    cache.update(score_methods(out, fresh, reports, model, P_sources, batch_size, device, expect))
-    write_json(os.path.join(out, CACHE), dict(methods=cache))
+    tasks, l, cap = run["tasks"], run["prompt_len"], run.get("max_tokens")
+    flags = [run[k] for k in ("data_dir", "protocol", "carve", "max_train", "max_eval")]
+    loaded = [load_task(t, *flags) for t in tasks]
+    cache, key = read_cache(out), encoder_key(run["model"])
+    opened = None
+    if not usable(cache.get("encoder"), key):  # loaded now; what later calls need of it is kept
+        opened = open_model(out, run, loaded, device, key)
+        cache["encoder"] = opened[-1]
+    enc = cache["encoder"]
+    most = {x["name"]: x["info"]["max_tokens"] for x in loaded}
+    tokens = {t: min(most[t], cap or most[t], enc["positions"] - l) for t in tasks}  # input_tokens
+    measurable = [x for x in loaded if x["measurable"]]
+    info = [[x["name"], tokens[x["name"]], x["info"], x["report"][:]] for x in measurable]
+    settings = dict(rows=digest(info), batch=batch_size, device=torch.device(device).type)
+    settings.update(model=run["model"], encoder=key)  # what every method's scores depend on
+    keys = {m: method_key(out, m, tasks, settings) for m in methods}
+    fresh = {m: keys[m] for m in methods if rescore or not usable(cache["methods"].get(m), keys[m])}
+    if fresh:  # tokenised now (or read back from lib.tokens' cache)
+        opened = opened or open_model(out, run, loaded, device, key)
+        reports = {  # measurable task -> (its index, info, its tokenised reporting rows)
+            x["name"]: (t, x["info"], tokenize(x["report"], opened[1], tokens[x["name"]]))
+            for t, x in enumerate(loaded)
+            if x["measurable"]
+        }
+        cache["methods"].update(score_methods(out, fresh, reports, opened, batch_size, device))
+    write_json(os.path.join(out, CACHE), cache)
     kept = ", ".join(m for m in methods if m not in fresh) or "none"
     print(f"{out}: from {CACHE}: {kept}; scored now: {', '.join(fresh) or 'none'}")
-    pick = lambda k: {m: cache[m][k] for m in methods}
-    metric = {x["name"]: x["info"]["metrics"][0] for x in loaded}
-    weights = sum(p.numel() for p in encoder.parameters())
-    size = dict(l=run["prompt_len"], d=model.d, num_labels=model.num_labels, encoder=weights)
-    result = dict(scores=pick("scores"), ms_per_example=pick("ms_per_example"), notes=notes)
-    result.update(tasks=tasks, metric=metric, size=size, protocol=run["protocol"])
-    result.update(input_tokens=tokens, measured=pick("measured"))
+    result = {k: {m: cache["methods"][m][k] for m in methods} for k in ("scores", "ms_per_example")}
+    few = {x["name"]: f"not measurable ({len(x['report'])} rows)" for x in loaded}
+    result["notes"] = {x["name"]: x["note"] if x["measurable"] else few[x["name"]] for x in loaded}
+    result.update(tasks=tasks, metric={x["name"]: x["info"]["metrics"][0] for x in loaded})
+    labels = [x["info"]["num_labels"] for x in loaded]
+    size = dict(l=l, d=enc["d"], num_labels=labels, encoder=enc["parameters"])
+    result.update(size=size, protocol=run["protocol"], input_tokens=tokens)
+    result["measured"] = {m: cache["methods"][m]["measured"] for m in methods}
     if only is None:
         write_json(os.path.join(out, "eval.json"), result)
-    return result, model, P_sources
+    return result, opened and opened[0], opened and opened[3]
 
 
 def cell(values, sign=""):
@@ -280,15 +275,20 @@ def cell(values, sign=""):
 
 def print_tables(results, runs):
     """Table 1 (rows: tasks and their mean, columns: methods), Table 2 (parameters, bytes, inference
-    cost) and Figure 2 (AMP minus AMP-maxpool) of the paper, over one or several runs (seeds)."""
+    cost) and Figure 2 (AMP minus AMP-maxpool) of the paper, over one or several runs (seeds). The
+    mean leaves out tasks with fewer than data.MIN_REPORT reporting rows ("not measurable")."""
     first, tasks = results[0], results[0]["tasks"]
     methods = [m for m, _ in METHODS if all(m in r["scores"] for r in results)]
     names = dict(METHODS)
     measured = [t for t in tasks if t in first["scores"][methods[0]]]
-    score = lambda r, m, t: r["scores"][m][t][first["metric"][t]]
-    per = lambda m, t: [score(r, m, t) for r in results]
-    mean = lambda m: [np.mean([score(r, m, t) for t in measured]) for r in results]
-    widest = max(len(cell(per(m, t))) for m in methods for t in measured)
+
+    def per(m, t):  # method m's score on task t (its first metric), one a run
+        return [r["scores"][m][t][first["metric"][t]] for r in results]
+
+    def mean(m):  # method m's mean over the measured tasks, one a run
+        return [float(np.mean([per(m, t)[i] for t in measured])) for i in range(len(results))]
+
+    widest = max((len(cell(per(m, t))) for m in methods for t in measured), default=0)
     width = max(max(len(names[m]) for m in methods), widest) + 2
     n = len(results)
     seeds = " (mean ± std over seeds)" if n > 1 else ""
@@ -297,7 +297,9 @@ def print_tables(results, runs):
     for t in tasks:
         row = "".join(f"{cell(per(m, t)):>{width}s}" for m in methods) if t in measured else ""
         print(f"{t:16s} {first['metric'][t]:9s}{row}  {first['notes'].get(t, '')}".rstrip())
-    print(f"{'mean':16s} {'':9s}" + "".join(f"{cell(mean(m)):>{width}s}" for m in methods))
+    none = f"  not measurable (no task has {MIN_REPORT} reporting rows)"
+    means = "".join(f"{cell(mean(m)):>{width}s}" for m in methods) if measured else none
+    print(f"{'mean':16s} {'':9s}" + means)
     l, d = first["size"]["l"], first["size"]["d"]
     counts = params_per_method(l, d, first["size"]["num_labels"], encoder=first["size"]["encoder"])
     print(
@@ -313,47 +315,55 @@ def print_tables(results, runs):
         c = counts[m]
         own = c["per_task"] + c["shared"] / len(tasks)
         stored = np.mean([os.path.getsize(task_file(runs[0], m, t)) for t in tasks])
-        ms = np.mean([r["ms_per_example"][m] for r in results])
+        ms = f"{np.mean([r['ms_per_example'][m] for r in results]):.2f}" if measured else "-"
         days = sorted({r["measured"][m] for r in results})  # when each run measured it
         row = f"{own:>12,.0f} {c['total']:>13,} {c['total_with_heads']:>13,} {stored:>11,.0f}"
-        print(f"{names[m]:14s} {row} {ms:>11.2f} {'..'.join(days[:1] + days[1:][-1:]):>10s}")
-    if "amp" in methods and "amp-maxpool" in methods:
+        print(f"{names[m]:14s} {row} {ms:>11s} {'..'.join(days[:1] + days[1:][-1:]):>10s}")
+    if "amp" in methods and "amp-maxpool" in methods and measured:
         print("\nFigure 2: AMP (DAM, mean pooling) minus AMP-maxpool, per task" + seeds)
         for t in measured:
             diff = [a - b for a, b in zip(per("amp", t), per("amp-maxpool", t))]
             print(f"  {t:16s} {cell(diff, '+'):>12s}")
     table1 = {t: {m: per(m, t) for m in methods} for t in measured}
-    return dict(methods=methods, table1=table1, mean={m: mean(m) for m in methods}, runs=runs)
+    return dict(
+        methods=methods, table1=table1, mean={m: mean(m) for m in methods if measured}, runs=runs
+    )
 
 
-def print_attention(out, P_sources):
-    """The learned A of AMP (paper Figure 6) as a heatmap, and on the demo suite how often a task's
-    largest off-diagonal attention is on its own family, beside what the source prompts give with
-    no training."""
-    A = read_json(os.path.join(out, "attention.json"), need=["tasks", "A"])
-    png = os.path.join(out, "attention.png")
-    draw_attention(A["tasks"], A["A"], png)
-    width = max(len(t) for t in A["tasks"])
+def print_attention(folder, out):
+    """The learned A in run folder `out` (or its `select`: folder) as a heatmap (paper Figure 6) and
+    a matrix, and on the demo suite how often a task's largest off-diagonal attention is on its own
+    family, beside what the source prompts of `out` give with no training. Needs no encoder."""
+    A = read_json(os.path.join(folder, "attention.json"), need=["tasks", "A"])
+    tasks, png = A["tasks"], os.path.join(folder, "attention.png")
+    draw_attention(tasks, A["A"], png)
+    heads, width = column_names(tasks), max(len(t) for t in tasks)
     print(f"\nattention A (row: target task, column: source task), drawn in {png}")
-    print(" " * width + " " + " ".join(f"{j:>5d}" for j in range(len(A["tasks"]))))
-    for i, (t, row) in enumerate(zip(A["tasks"], A["A"])):
-        print(f"{t:>{width}s} " + " ".join(f"{a:5.2f}" for a in row) + f"   {i}")
+    print(" " * width + "".join(f"{h:>8s}" for h in heads))
+    for t, row in zip(tasks, A["A"]):
+        print(f"{t:>{width}s}" + "".join(f"{a:8.2f}" for a in row))
+    cut = [f"{h} = {t}" for h, t in zip(heads, tasks) if h != t]
+    if cut:
+        print(textwrap.fill("columns: " + ", ".join(cut), 100, subsequent_indent="  "))
     diag = np.mean(np.diag(A["A"]))
     print(f"\nmean attention of a task on its own source prompt (diagonal of A): {diag:.2f}")
-    hits, counted, expected = family_rate(A["tasks"], A["A"])
+    hits, counted, expected = family_rate(tasks, A["A"])
     if counted:
         print(
             f"{hits} of {counted} tasks put their largest off-diagonal attention on a task of "
             f"their own family (a source picked at random: {expected:.1f} of {counted})"
         )
-        M = P_sources.mean(1).cpu()  # (n, d)
-        hits, counted, _ = family_rate(A["tasks"], (M @ M.T).tolist())
+        run = read_json(os.path.join(out, "config.json"), need=["run"])["run"]
+        M = source_prompts(out, dict(model=run["model"], l=run["prompt_len"]), tasks).mean(
+            1
+        )  # (n, d)
+        hits, counted, _ = family_rate(tasks, (M @ M.T).tolist())
         print(
             "for comparison, with no training: the dot product of mean source prompts (the order "
             f"in which ψ's identity start ranks the other sources): {hits} of {counted}"
         )
         M = torch.nn.functional.normalize(M, dim=-1)  # (n, d)
-        hits, counted, _ = family_rate(A["tasks"], (M @ M.T).tolist())
+        hits, counted, _ = family_rate(tasks, (M @ M.T).tolist())
         print(f"{'':34s}their cosine (SPoT's task similarity): {hits} of {counted}")
 
 
@@ -361,18 +371,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     demo.register()
     device = pick_device(args.device)
-    results, P = [], None
     only = args.methods.split(",") if args.methods else None
     unknown = [m for m in only or [] if m not in dict(METHODS)]
     if unknown:
         known = ",".join(m for m, _ in METHODS)
         raise DataError(f"--methods {','.join(unknown)}: unknown; choose from {known}")
-    for out in args.out:
-        r, _, P_out = evaluate_run(out, args.batch_size, device, only, args.rescore)
-        results.append(r)
-        P = P if P is not None else P_out
-    tasks = {tuple(r["tasks"]) for r in results}
-    if len(tasks) > 1:
+    results = [evaluate_run(o, args.batch_size, device, only, args.rescore)[0] for o in args.out]
+    if len({tuple(r["tasks"]) for r in results}) > 1:
         raise DataError(
             "the runs given to --out hold different tasks; give runs of one setting (seeds)"
         )
@@ -381,15 +386,15 @@ def main(argv=None):
         write_json(args.json, table)
         print(f"\nwritten: {args.json}")
     if "amp" in results[0]["scores"]:
-        print_attention(args.out[0], P)
+        print_attention(args.out[0], args.out[0])
     if "select" in results[0]["scores"]:  # the weights of each task's start (probe.py)
         print("\nselect: each task's start, as weights of the source prompts")
-        print_attention(os.path.join(args.out[0], "select"), P)
+        print_attention(os.path.join(args.out[0], "select"), args.out[0])
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (DataError, ModelError) as e:
+    except (DataError, ModelError, RunFileError) as e:
         print(f"eval.py: error: {e}", file=sys.stderr)
         sys.exit(2)  # as train.py: a user's mistake or a damaged run file

@@ -1,7 +1,8 @@
 """Tests of eval.py's cache, OUT/eval_cache.json: a method is scored again only when what its scores
 depend on changed (its files, the rows, the settings), --rescore scores all, a damaged cache is
-written anew, and what is printed and written is what a fresh scoring gives. Tiny encoder, two demo
-tasks (test_amp.py's).
+written anew, and what is printed and written is what a fresh scoring gives; a call that scores
+nothing loads no encoder. Also: tasks with too few reporting rows print "not measurable", and the
+printed attention matrix names its columns. Tiny encoder, two demo tasks (test_amp.py's).
 
   python -m pytest -q test_eval_cache.py
 """
@@ -13,7 +14,10 @@ import shutil
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import amp  # noqa: E402
 import eval as evaluation  # noqa: E402
+import metrics  # noqa: E402
+from lib import demo  # noqa: E402
 from lib import runfiles  # noqa: E402
 import train  # noqa: E402
 from data import load_task  # noqa: E402
@@ -21,9 +25,13 @@ from test_amp import SMALL, make_tiny_encoder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def tiny(tmp_path_factory):
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def trained(tiny, tmp_path_factory):
     """A run with source and target prompts on two demo tasks, not yet evaluated."""
-    tiny = make_tiny_encoder(tmp_path_factory.mktemp("tiny"))
     out = str(tmp_path_factory.mktemp("run") / "r")
     common = ["--out", out, "--max-steps", "4"]
     source = ["--stage", "source", "--tasks", "senti_food,colours", "--model", tiny]
@@ -148,3 +156,64 @@ def test_methods_takes_its_columns_from_the_cache_and_leaves_eval_json(run, monk
     assert calls == [] and table["methods"] == ["prompt", "amp"]
     assert table["table1"]["colours"]["amp"] == [written["scores"]["amp"]["colours"]["accuracy"]]
     assert open(os.path.join(run, "eval.json"), "rb").read() == raw
+
+
+def refuse(*args, **kw):
+    raise AssertionError("the encoder was loaded, or rows tokenised")
+
+
+def test_a_second_eval_loads_no_encoder_and_prints_the_same(run, monkeypatch, capsys):
+    # colours as a sentiment task: the family count then reads the source prompts (no encoder)
+    monkeypatch.setitem(demo.DEMO, "colours", ("sentiment", *demo.DEMO["colours"][1:]))
+    first, written = eval_run(capsys, run)
+    png = os.stat(os.path.join(run, "attention.png")).st_mtime_ns
+    for module in (evaluation, amp, metrics):
+        monkeypatch.setattr(module, "load_encoder", refuse)
+    monkeypatch.setattr(evaluation, "tokenize", refuse)
+    second, again = eval_run(capsys, run)
+    assert "scored now: none" in second and table1(second) == table1(first) and again == written
+    attention = second.split("attention A")[1]
+    assert attention == first.split("attention A")[1]
+    assert "with no training: the dot product of mean source prompts" in attention
+    head = attention.splitlines()[1].split()
+    assert head == ["sen_foo", "colours"] and "columns: sen_foo = senti_food" in attention
+    assert os.stat(os.path.join(run, "attention.png")).st_mtime_ns == png  # not drawn again
+
+
+def test_a_changed_source_prompt_is_scored_again_through_the_encoder(run, monkeypatch, capsys):
+    eval_run(capsys, run)
+    path = os.path.join(run, "source", "colours.safetensors")
+    W, meta = runfiles.load_tensors(path, {})
+    runfiles.save_tensors(path, dict(W, P=W["P"] + 0.5), meta)
+    loads, real = [], evaluation.load_encoder
+
+    def load(name):
+        loads.append(name)
+        return real(name)
+
+    monkeypatch.setattr(evaluation, "load_encoder", load)
+    calls = scored(monkeypatch)
+    text, _ = eval_run(capsys, run)
+    assert calls == ["prompt", "prompt"] and len(loads) == 1
+    assert f"from {evaluation.CACHE}: amp; scored now: prompt" in text
+
+
+def test_too_few_reporting_rows_print_not_measurable(tiny, tmp_path, capsys):
+    out = str(tmp_path / "few")
+    common = ["--out", out, "--max-steps", "2", "--prompt-len", "4"]
+    source = ["--stage", "source", "--tasks", "senti_food,colours", "--model", tiny]
+    train.main([*source, "--max-train", "32", "--max-eval", "20", *common])
+    train.main(["--stage", "target", *common])
+    text, written = eval_run(capsys, out)  # no exception: eval.py exits 0
+    rows = table1(text).splitlines()
+    assert [r.split(None, 2)[2] for r in rows[2:4]] == ["not measurable (20 rows)"] * 2
+    assert rows[4].split(None, 1) == ["mean", "not measurable (no task has 25 reporting rows)"]
+    assert written["scores"] == {"prompt": {}, "amp": {}}
+
+
+def test_column_names_fit_are_unique_and_keep_short_names():
+    tasks = ["colours", "senti_food", "senti_food_32", "para_people", "para_people_32", "mnli"]
+    tasks += [f"a_very_long_task_name_{i}" for i in range(14)]
+    heads = evaluation.column_names(tasks)
+    assert len(set(heads)) == 20 and max(map(len, heads)) <= 7
+    assert heads[:4] == ["colours", "sen_foo", "s_fo_32", "par_peo"] and heads[5] == "mnli"
