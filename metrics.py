@@ -7,8 +7,6 @@ Metrics (paper Table 1): accuracy; Pearson for STS-B; F1a for MultiRC; all in pe
 Run: python -m pytest -q test_amp.py -k metrics
 """
 
-import os
-
 import numpy as np
 import torch
 from tqdm import tqdm
