@@ -1,5 +1,5 @@
-"""demo.py: the offline demo suites, generated deterministically in code, and `python demo.py`,
-which shows what data.py loads for any list of tasks.
+"""demo.py: the offline demo suites, generated deterministically in code, and
+`python -m lib.demo`, which shows what data.py loads for any list of tasks.
 
 - `demo`: 8 tasks in 3 families of related tasks (sentiment, paraphrase, containment) and one
   unrelated task (colours), so that whether AMP's attention finds the related sources can be
@@ -9,8 +9,8 @@ which shows what data.py loads for any list of tasks.
 register() adds both suites to data.py's registry (train.py, eval.py and the studies call it).
 
 Run:
-  python demo.py                  # the lowres suite (or --tasks demo): sizes, one example each
-  python demo.py --tasks paper --data-dir ../shared/data --carve   # the 11 tasks, a local copy
+  python -m lib.demo              # the lowres suite (or --tasks demo): sizes, one example each
+  python -m lib.demo --tasks paper --data-dir ../shared/data --carve   # the 11 tasks, a local copy
 """
 
 import argparse
@@ -87,8 +87,8 @@ def _demo_example(kind, words, rng, label):
         # two slots change: frozen MiniLM's [CLS] reads one poorly (a linear head: 69%; two: 90%)
         for i in [] if label else rng.sample(range(3), 2):
             b[i] = rng.choice([p for p in slots[i] if p != a[i]])
-        say = lambda parts: "the {} {} {} .".format(*parts)
-        return say(p[0] for p in a), say(p[1] for p in b), int(label)
+        say = "the {} {} {} ."  # subject, verb, place
+        return say.format(*(p[0] for p in a)), say.format(*(p[1] for p in b)), int(label)
     if kind == "containment":  # is the hypothesis item in the premise's list?
         lead, items = words[0], words[1].split()
         xs = rng.sample(items, 3)
@@ -125,9 +125,12 @@ def register():
     """Adds the demo tasks to data.py's registry and the demo and lowres suites to its suites
     (train.py, eval.py and the studies call it first; calling it again changes nothing)."""
     for name, (family, _, _) in DEMO.items():
-        data.REGISTRY[name] = data.make_task("", "text text_pair", "0 1", "accuracy", family, "test", 64)
+        data.REGISTRY[name] = data.make_task(
+            "", "text text_pair", "0 1", "accuracy", family, "test", 64
+        )
         data.GENERATED[name] = functools.partial(demo_split, name)
     data.SUITES.update(SUITES)
+
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="Show the tasks data.py loads: sizes, an example.")

@@ -2,7 +2,7 @@
 length and keeps them on disk, so a rerun reads them back instead of tokenising again (imdb's 19,000
 training rows: 31.8 s cold, 1.4 s warm; README, Performance). A changed row, tokenizer, length or
 library version is a new entry; a damaged entry is rebuilt, never trusted.
-  python -c "import tokens"   # nothing to run: train.py, eval.py, transfer.py and bench.py call it
+  python -c "from lib import tokens"   # nothing to run: train.py, eval.py and the studies call it
 """
 
 import contextlib
@@ -16,6 +16,11 @@ from pathlib import Path
 import datasets
 
 
+def checksums(folder):
+    """{file name: sha256 of its bytes} for the files in folder (an entry's data files)."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
 def tokenize(ds, tokenizer, max_len):
     """Text (pairs as tokenizer pairs) -> input_ids (+ token_type_ids) and length, at most max_len
     tokens, room left for the prompt: min(task max tokens, positions - l), paper 3.1, A.3. Kept in
@@ -26,19 +31,21 @@ def tokenize(ds, tokenizer, max_len):
     rows = [tokenizer.model_input_names, version("transformers"), str(ds.features), max_len]
     h = hashlib.sha256(json.dumps([about, rows, ds.with_format(None)[:]], default=repr).encode())
     entry = Path(os.environ.get("AMP_CACHE") or Path.home() / ".cache/amp", "tokens", h.hexdigest())
-    sums = lambda d: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in d.iterdir()}
     with contextlib.suppress(Exception):  # none yet, or damaged (ok.json: its data files' sha256)
-        if json.loads((entry / "ok.json").read_text()) == sums(entry / "data"):
+        if json.loads((entry / "ok.json").read_text()) == checksums(entry / "data"):
             return datasets.load_from_disk(entry / "data", keep_in_memory=True)
     cols = ("text", "text_pair") if any(p is not None for p in ds["text_pair"]) else ("text",)
-    enc = lambda b: tokenizer(*(b[c] for c in cols), truncation=True, max_length=max_len)
-    fn = lambda b: {**(e := enc(b)), "length": [len(x) for x in e["input_ids"]]}
-    fp = h.hexdigest()[:32]  # datasets' fingerprint of the result: h, not a dill hash of fn (slow)
-    out = ds.map(fn, batched=True, remove_columns=["text", "text_pair"], new_fingerprint=fp)
+
+    def encode(b):  # a batch of rows -> their token ids and lengths
+        enc = tokenizer(*(b[c] for c in cols), truncation=True, max_length=max_len)
+        return {**enc, "length": [len(x) for x in enc["input_ids"]]}
+
+    fp = h.hexdigest()[:32]  # datasets' fingerprint of the result: h, not a dill hash of encode
+    out = ds.map(encode, batched=True, remove_columns=["text", "text_pair"], new_fingerprint=fp)
     with contextlib.suppress(OSError):  # written beside the entry, then moved in (read-only: not)
         (tmp := entry.with_suffix(f".{os.urandom(8).hex()}")).mkdir(parents=True)
         out.save_to_disk(tmp / "data")
-        (tmp / "ok.json").write_text(json.dumps(sums(tmp / "data")))
+        (tmp / "ok.json").write_text(json.dumps(checksums(tmp / "data")))
         shutil.rmtree(entry, ignore_errors=True)  # a damaged one
         os.replace(tmp, entry)
     shutil.rmtree(tmp, ignore_errors=True)  # left only if not moved in

@@ -2,16 +2,16 @@
 "Performance"), and what each form of DAM costs (README, "DAM's cost"), in sections: (a) steps
 against PEFT, (b) stage 1 end to end against PEFT, (c) ψ's share of a stage-2 step at the paper's
 size, (dam) the forms of DAM in dam.py and max pooling; each section_* says what it measures. Only
-a and b need PEFT (pip install -r requirements-bench.txt) and the data. From the repository root:
+a and b need PEFT (pip install -r requirements-bench.txt) and the data. How a call is timed and its
+peak memory read: timing.py. From the repository root:
 
-  python bench.py --quick              # a, b, c at small sizes: 4 min 56 s, 2 CPU cores at load 1.5
-  python bench.py                      # full sizes (1,000 rows a task in b): 40 min, 2 busy cores
-  python bench.py --sections a,c --device cuda  # GPU: bf16 autocast, MFU against the bf16 peak
-  python bench.py --sections dam       # DAM's forms at n = 11, 64, 256, 1024, l = 100, k = 768
+  python -m studies.bench --quick     # a, b, c at small sizes: 4 min 56 s, 2 CPU cores at load 1.5
+  python -m studies.bench             # full sizes (1,000 rows a task in b): 40 min, 2 busy cores
+  python -m studies.bench --sections a,c --device cuda   # GPU: bf16 autocast, MFU against bf16 peak
+  python -m studies.bench --sections dam   # DAM's forms at n = 11, 64, 256, 1024, l = 100, k = 768
 """
 
 import argparse
-import ctypes
 import os
 import platform
 import subprocess
@@ -19,8 +19,9 @@ import sys
 import tempfile
 import time
 import warnings
-from contextlib import suppress
+from functools import partial
 from importlib import metadata, util
+from statistics import median_low
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub is unreachable here: all loads from disk
 import torch  # noqa: E402
@@ -32,6 +33,7 @@ from dam import SCORERS, DAMAttention  # noqa: E402
 from data import collate, load_task  # noqa: E402
 from lib.tokens import tokenize  # noqa: E402
 from lib import demo  # noqa: E402
+from studies.timing import matmul_peak, measure, proc  # noqa: E402
 
 ap = argparse.ArgumentParser(description="Speed of prompted steps against PEFT, and of DAM.")
 arg = ap.add_argument
@@ -61,9 +63,11 @@ arg("--dam-max-seconds", type=float, default=60.0, help="dam: skip forms estimat
 arg("--dam-dtype", default="float32", choices=["float32", "float64", "bfloat16"])
 SIZES = dict(rounds=(3, 6), steps=(1, 2), max_train=(48, 1000), max_eval=(32, 200))  # quick, full
 SIZES.update(psi_steps=(1, 3), suite=("sst2,rte,boolq", "sst2,rte,qnli,boolq"))
-sync = lambda dev: torch.cuda.synchronize(dev) if dev.type == "cuda" else None
-autocast = lambda dev: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
-median = lambda xs: sorted(xs)[(len(xs) - 1) // 2]
+
+
+def autocast(dev):
+    """bf16 autocast on a GPU; on the CPU, off (float32)."""
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
 
 
 def stepper(forward, device, loss=None, *opts):
@@ -81,35 +85,6 @@ def stepper(forward, device, loss=None, *opts):
     return step
 
 
-def _proc(path, key, kib=True):
-    """The 'key: value' field of a /proc file (in bytes if kib); None where there is no /proc."""
-    with suppress(OSError, StopIteration):
-        value = next(ln.split(":", 1)[1].strip() for ln in open(path) if ln.startswith(key))
-        return int(value.split()[0]) * 1024 if kib else value
-
-
-def measure(fn, device, trim=False):
-    """Seconds of one call fn(), and the peak memory during it above that before, in bytes (None:
-    not measured). CUDA: max_memory_allocated. CPU: the growth of the peak resident memory VmHWM,
-    after malloc_trim if trim (so that memory freed before is not reused unseen)."""
-    cuda, base = device.type == "cuda", None
-    with suppress(OSError, AttributeError):
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(device)
-        else:
-            ctypes.CDLL("libc.so.6").malloc_trim(0) if trim else None
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current VmRSS
-        base = torch.cuda.memory_allocated(device) if cuda else _proc("/proc/self/status", "VmRSS")
-    sync(device)
-    t0 = time.perf_counter()
-    fn()
-    sync(device)
-    seconds = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated(device) if cuda else _proc("/proc/self/status", "VmHWM")
-    return seconds, None if base is None else peak - base
-
-
 def step_flops(encoder, B, T, train=True):
     """Model FLOPs of one prompted step over B sequences of T positions (prompt included), weights
     frozen; N: weights of the layers' linear maps but the pooler's (B tokens); no element-wise work.
@@ -122,19 +97,6 @@ def step_flops(encoder, B, T, train=True):
     L, d = encoder.config.num_hidden_layers, encoder.config.hidden_size
     forward = 2 * N * B * T + 4 * L * B * T * T * d
     return forward + (2 * N * B * T + 8 * L * B * T * T * d if train else 0)
-
-
-def matmul_peak(device, dtype, n, seconds=1.0):
-    """Measured FLOP/s of an n×n matmul in dtype: the peak that model-FLOPs utilisation uses."""
-    a, b = [torch.randn(n, n, device=device, dtype=dtype) for _ in range(2)]
-    measure(lambda: a @ b, device)  # warm-up
-    reps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        reps += 1
-        sync(device) if reps % 10 == 0 else None
-    sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
 def peft_model(path, C, l, device):
@@ -151,13 +113,24 @@ def step_kinds(model, t, P, target, opt_psi, pm, device):
     PEFT's (pm): {kind: (ours, PEFT's)}, each a function of a batch; and both systems' heads."""
     opt1 = torch.optim.AdamW([P[t], *model.heads[t].parameters()], lr=1e-3)
     opt_peft = torch.optim.AdamW([p for p in pm.parameters() if p.requires_grad], lr=1e-3)
-    x = lambda b: {k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-    ours = lambda prompts: lambda b: model(prompts(b["task"]), *x(b).values(), b["task"])
-    own = ours(lambda task: P[t].expand(len(task), -1, -1))  # (B, l, d)
-    mixed = ours(lambda task: prompts_per_example(target(), task))  # (B, l, d)
-    loss = lambda logits, b: model.loss(logits, b["labels"], b["task"])
-    y = lambda b: b["labels"].long() if pm.config.num_labels > 1 else b["labels"]
-    peft_train = stepper(lambda b: pm(**x(b), labels=y(b)), device, lambda o, b: o.loss, opt_peft)
+
+    def x(b):  # the encoder's inputs
+        return {k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+    def own(b):  # task t's prompt for every example (B, l, d)
+        return model(P[t].expand(len(b["task"]), -1, -1), *x(b).values(), b["task"])
+
+    def mixed(b):  # each example's task's target prompt (B, l, d)
+        return model(prompts_per_example(target(), b["task"]), *x(b).values(), b["task"])
+
+    def loss(logits, b):
+        return model.loss(logits, b["labels"], b["task"])
+
+    def peft(b):  # with the labels, so that PEFT computes its loss
+        y = b["labels"].long() if pm.config.num_labels > 1 else b["labels"]
+        return pm(**x(b), labels=y)
+
+    peft_train = stepper(peft, device, lambda out, b: out.loss, opt_peft)
     s1, s2 = stepper(own, device, loss, opt1, opt_psi), stepper(mixed, device, loss, opt_psi, opt1)
     evals = stepper(own, device), stepper(lambda b: pm(**x(b)), device)
     heads = [p for n, p in pm.named_parameters() if p.requires_grad and "prompt_encoder" not in n]
@@ -190,8 +163,8 @@ def section_a(a, device):
     names, l, B, cuda = a.tasks.split(","), a.prompt_len, a.batch_size, device.type == "cuda"
     tasks = [load_task(n, a.data_dir, max_train=B * a.steps * a.rounds) for n in names]
     model = PromptModel(encoder, [x["info"]["num_labels"] for x in tasks]).to(device).train()
-    seed = lambda t: torch.Generator().manual_seed(t)
-    P = [nn.Parameter(init_prompt(encoder, tok, l, seed(t)).to(device)) for t in range(len(names))]
+    seeds = [torch.Generator().manual_seed(t) for t in range(len(names))]
+    P = [nn.Parameter(init_prompt(encoder, tok, l, g).to(device)) for g in seeds]
     psi = DAMAttention(model.d).to(device)
     P_src = torch.stack([p.detach() for p in P])  # (n, l, d) frozen sources
     opt_psi = torch.optim.AdamW(psi.parameters(), lr=1e-4)
@@ -215,16 +188,16 @@ def section_a(a, device):
         for kind, (ours, theirs) in kinds.items():
             [p.requires_grad_(kind != "stage 2") for p in heads]  # stage 2: heads frozen in both
             model.eval() if kind == "eval" else model.train()
-            sample = (lambda: matmul_peak(device, *peak, 0.2)) if kind == "stage 1" else None
+            sample = partial(matmul_peak, device, *peak, 0.2) if kind == "stage 1" else None
             res, peaks = race(a, ours, theirs, bs, device, sample)
             top = max([top, *peaks])
             longest = max(bs, key=lambda b: b["input_ids"].numel())
             mem = [measure(lambda: fn(longest), device, trim=True)[1] for fn in (ours, theirs)]
             mib = ["n/a" if m is None else f"{m / 2**20:.0f}" for m in mem]  # after the timing
-            exs = {w: median(rs) for w, rs in res.items()}
+            exs = {w: median_low(rs) for w, rs in res.items()}
             ratios = [o / p for o, p in zip(res["ours"], res["peft"])]
             s = f"{name:8s} {kind:7s} {T:6.0f} {exs['ours']:9.1f} {exs['peft']:9.1f} "
-            s += f"{median(ratios):7.2f} [{min(ratios):.2f}-{max(ratios):.2f}]      "
+            s += f"{median_low(ratios):7.2f} [{min(ratios):.2f}-{max(ratios):.2f}]      "
             print(s + f"{mib[0]:>8s} {mib[1]:>8s}", flush=True)
             if kind == "stage 1":  # per example: FLOPs and positions over the batches timed
                 mfu.append((name, exs["ours"] * T, exs["ours"] * flops / examples))
@@ -232,6 +205,14 @@ def section_a(a, device):
     print(s + f"{'bf16' if cuda else 'float32'} matmul peak of {top / 1e12:.3f} TFLOP/s")
     for who, tps, fl in mfu:
         print(f"{who:8s} {tps:9.0f} tokens/s  {fl / 1e12:7.3f} TFLOP/s  MFU {100 * fl / top:5.1f}%")
+
+
+def padded_rows(ds, tok, L, C):
+    """A split as PEFT's examples feed it: token ids padded to L, and the labels (C of them)."""
+    pair = list(ds["text_pair"]) if ds[0]["text_pair"] is not None else None
+    kw = dict(truncation=True, max_length=L, padding="max_length", return_tensors="pt")
+    y = torch.tensor(list(ds["label"]), dtype=torch.long if C > 1 else torch.float)
+    return {**tok(list(ds["text"]), pair, **kw), "labels": y}
 
 
 def padded_baseline(a, device):
@@ -243,11 +224,8 @@ def padded_baseline(a, device):
     for name in a.suite.split(","):
         x = load_task(name, a.data_dir, max_train=a.max_train, max_eval=a.max_eval)
         C, L = x["info"]["num_labels"], min(x["info"]["max_tokens"], room)
-        kw = dict(truncation=True, max_length=L, padding="max_length", return_tensors="pt")
-        pair = lambda ds: list(ds["text_pair"]) if ds[0]["text_pair"] is not None else None
-        y = lambda ds: torch.tensor(list(ds["label"]), dtype=torch.long if C > 1 else torch.float)
-        enc = lambda ds: {**tok(list(ds["text"]), pair(ds), **kw), "labels": y(ds)}
-        train, dev = [{k: v.to(device) for k, v in enc(x[s]).items()} for s in ("train", "dev")]
+        padded = [padded_rows(x[s], tok, L, C) for s in ("train", "dev")]
+        train, dev = [{k: v.to(device) for k, v in rows.items()} for rows in padded]
         pm = peft_model(path, C, a.prompt_len, device)
         opt = torch.optim.AdamW([p for p in pm.parameters() if p.requires_grad], lr=1e-2)
         step = stepper(lambda b: pm(**b), device, lambda out, b: out.loss, opt)
@@ -271,18 +249,18 @@ def section_b(a, device):
     both subprocesses, so that both pay for start-up, loading the encoder and the data."""
     keys = "model data_dir device max_train max_eval epochs prompt_len batch_size".split()
     common = [f"--{k.replace('_', '-')}={getattr(a, k)}" for k in keys]
-    here, secs = os.path.dirname(os.path.abspath(__file__)), {}
+    root, secs = os.path.dirname(os.path.dirname(os.path.abspath(__file__))), {}
     s = f"(b) stage 1 end to end: {a.suite}, at most {a.max_train} train / {a.max_eval} dev rows"
     print(s + f" per task, {a.epochs} epoch(s), batch {a.batch_size}, l={a.prompt_len}")
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     env.update({"OMP_NUM_THREADS": str(a.threads)} if a.threads else {})
     with tempfile.TemporaryDirectory(prefix="bench-", ignore_cleanup_errors=True) as tmp:
         ours = ["train.py", "--stage", "source", "--tasks", a.suite, "--out", tmp + "/run"]
-        theirs = ["bench.py", "--baseline-run", "--suite", a.suite]
+        theirs = ["-m", "studies.bench", "--baseline-run", "--suite", a.suite]
         for who, cmd in {"train.py (ours)": ours, "PEFT, padded, one by one": theirs}.items():
             cmd = [sys.executable, *cmd, *common]
             load, t0 = os.getloadavg()[0], time.perf_counter()
-            p = subprocess.run(cmd, capture_output=True, text=True, cwd=here, env=env)
+            p = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env=env)
             secs[who] = time.perf_counter() - t0
             if p.returncode != 0:
                 last = (p.stderr.strip().splitlines() or ["no output"])[-1]
@@ -313,13 +291,15 @@ def section_c(a, device):
     task, y = torch.randint(n, (B,), device=device), torch.zeros(B, device=device)
     G = torch.randn(n, l, d, device=device)  # a fixed read-out of the target prompts (n, l, d)
     psi_only = stepper(lambda _: psi(P)[0], device, lambda P_t, _: (P_t.float() * G).sum())
-    forward = lambda _: model(prompts_per_example(psi(P)[0], task), ids, mask, types, task)
+
+    def forward(_):  # ψ's target prompts, then the prompted encoder
+        return model(prompts_per_example(psi(P)[0], task), ids, mask, types, task)
+
     full_step = stepper(forward, device, lambda logits, _: model.loss(logits, y, task), opt)
-    clock = lambda fn: measure(fn, device)[0]
-    clock(psi_only), clock(psi_only)  # warm-up
-    t_psi = median([clock(psi_only) for _ in range(10)])
-    clock(full_step) if a.psi_steps > 1 else None  # warm-up (skipped by --quick)
-    t_step = median([clock(full_step) for _ in range(a.psi_steps)])
+    measure(psi_only, device), measure(psi_only, device)  # warm-up
+    t_psi = median_low([measure(psi_only, device)[0] for _ in range(10)])
+    measure(full_step, device) if a.psi_steps > 1 else None  # warm-up (skipped by --quick)
+    t_step = median_low([measure(full_step, device)[0] for _ in range(a.psi_steps)])
     f_psi = 2 * (2 * 2 * n * l * d * k + 2 * n * l * d * d + 2 * n * n * l * d)  # see above
     f_step = step_flops(encoder, B, T + l)
     s = f"(c) stage 2 at the paper's size: roberta-base (random weights), n={n}, l={l}, d=k={d}, "
@@ -346,7 +326,7 @@ def section_dam(a, device):
             f, row = SCORERS[form], f"{n:>6} {form:>8} "
             # dominant: conv S, loop a block b_ij, the others pooled Q and K (einsum too), then S'
             need = ({"conv": n * l * n * l, "loop": l * l}.get(form, 2 * n * k) + n * n) * size
-            free = torch.cuda.mem_get_info()[0] if cuda else _proc("/proc/meminfo", "MemAvailable")
+            free = torch.cuda.mem_get_info()[0] if cuda else proc("/proc/meminfo", "MemAvailable")
             if free is not None and need > 0.8 * free - 2**30:  # keep 20% + 1 GiB free
                 print(row + f"skipped: needs ~{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free")
                 continue
@@ -358,7 +338,7 @@ def section_dam(a, device):
             inner = max(1, int(0.02 / t_warm))  # calls per run, so that fast forms run >= 20 ms
             runs = max(1, min(a.dam_repeats, int(a.dam_budget / t_warm)))
             timed = [measure(lambda: [f(Q, K) for _ in range(inner)], device) for _ in range(runs)]
-            med[form], peaks = median([t / inner for t, _ in timed]), [p for _, p in timed]
+            med[form], peaks = median_low([t / inner for t, _ in timed]), [p for _, p in timed]
             last[form], peak = (n, med[form]), float("nan") if None in peaks else max(peaks)
             row += f"{med[form] * 1e3:>11.3f} {runs:>5} {peak / 2**20:>9.1f} {need / 2**20:>9.1f}"
             print(row)
@@ -385,7 +365,7 @@ def main(a):
     device = torch.device(a.device)
     if a.baseline_run:
         return padded_baseline(a, device)
-    cpu = _proc("/proc/cpuinfo", "model name", kib=False) or platform.processor() or "unknown CPU"
+    cpu = proc("/proc/cpuinfo", "model name", kib=False) or platform.processor() or "unknown CPU"
     peft = f", peft {metadata.version('peft')}" if needs else ""
     gpu = f", GPU {torch.cuda.get_device_name()}" if cuda else ""
     s = f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} "

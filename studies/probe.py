@@ -11,7 +11,6 @@ A source that gives T's rows states a linear head can separate is one T's prompt
 For `train.py --method select`, `candidates` turns a row of R into the starts T tunes from (the
 sources that beat T's own prompt on R by a margin), and `keep_best` keeps, per task, the tuned
 prompt with the best dev score, T's own stage-1 prompt and head included (kept as they are).
-With --select-mix a task with two or more candidates also tunes from their mix (`mix_weights`).
 
 Run (after stage source): python train.py --stage target --method select --out runs/amp
 """
@@ -53,7 +52,10 @@ def fit_head(X, y, C, l2=1e-2, steps=100):
     multinomial logistic regression with an L2 penalty, by L-BFGS. Returns head(X') -> (N', C)
     logits, or (N',) predictions for a regression task."""
     mu, sd = X.mean(0), X.std(0) + 1e-6
-    design = lambda X_: torch.cat([(X_ - mu) / sd, X_.new_ones(len(X_), 1)], 1)  # (N, d + 1)
+
+    def design(X_):  # standardised states and a column of ones for the bias (N, d + 1)
+        return torch.cat([(X_ - mu) / sd, X_.new_ones(len(X_), 1)], 1)
+
     Z = design(X)
     y = torch.as_tensor(y, dtype=X.dtype)
     reg = l2 * len(X) * torch.eye(Z.shape[1], dtype=X.dtype)
@@ -95,16 +97,6 @@ def candidates(row, own, tries, margin):
     return [j for j in order if j != own and row[j] > row[own] + margin][:tries]
 
 
-def mix_weights(row, own, picks):
-    """Ours (--select-mix): weights (n,) of a start mixed from T's picks, each by its probe gain
-    over T's own prompt, 0 for every other source; the start is sum_j w_j P_j (l, d):
-
-        w_j = (R[T, j] - R[T, own]) / sum_k (R[T, k] - R[T, own]),  k over the picks"""
-    w = np.zeros(len(row))
-    w[picks] = np.asarray(row, dtype=float)[picks] - row[own]  # > margin >= 0 for a pick
-    return (w / w.sum()).tolist()
-
-
 def probe_rows(env, P, names, out):
     """R (n, n), row = target, column = source: probe_row for each task; kept in out/probe.json (a
     resumed run reads it back)."""
@@ -122,17 +114,20 @@ def probe_rows(env, P, names, out):
     return R
 
 
-def keep_best(out, names, picks, mixes=None):
-    """select/target/<task>: of task i's own stage-1 prompt and head (source/), what was tuned from
-    each of its picks[i] (select/try<r>/) and from its mix (select/mix/, where mixes has the task),
-    the files with the best dev score (ties: earlier). Writes select/attention.json: row = target,
-    the weights of the sources its kept prompt started from (1 at one source, or the mix's)."""
+def one_hot(j, n):
+    """The weights (n,) of a start from source j alone."""
+    return [float(s == j) for s in range(n)]
+
+
+def keep_best(out, names, picks):
+    """select/target/<task>: of task i's own stage-1 prompt and head (source/) and what was tuned
+    from each of its picks[i] (select/try<r>/), the files with the best dev score (ties: earlier).
+    Writes select/attention.json: row = target, 1 at the source its kept prompt started from."""
     os.makedirs(os.path.join(out, "select", "target"), exist_ok=True)
-    A, one = [], lambda j: [float(s == j) for s in range(len(names))]
+    A = []
     for i, t in enumerate(names):
-        tries = [(one(j), f"select/try{r + 1}") for r, j in enumerate(picks[i])]
-        tries = [(one(i), "source")] + tries
-        tries += [(mixes[t], "select/mix")] if t in (mixes or {}) else []
+        tries = [(one_hot(j, len(names)), f"select/try{r + 1}") for r, j in enumerate(picks[i])]
+        tries = [(one_hot(i, len(names)), "source")] + tries
         dev = [
             read_json(os.path.join(out, f, f"{t}.json"), need=["best_dev"])["best_dev"]
             for _, f in tries

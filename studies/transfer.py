@@ -17,15 +17,15 @@ top-ranked source is the best measured one):
     attempt  ATTEMPT's attention on S, averaged over T's reporting examples (if the run has ATTEMPT)
     probe    the probe's dev score of T read through P_S (probe.py; if the run has --method select)
 
-  python transfer.py --out runs/lr0 --targets senti_food_32,para_people_32,entail_trips_32
-  python transfer.py --out runs/lr0 runs/lr1 runs/lr2 --targets ... --json results/transfer.json
+  python -m studies.transfer --out runs/lr0 --targets senti_food_32,para_people_32,entail_trips_32
+  python -m studies.transfer --out runs/lr0 runs/lr1 --targets ... --json results/transfer.json
 Writes OUT/transfer.json and OUT/transfer.png (M beside AMP's attention rows). Several run folders
 (seeds) are summed up together. --jobs N trains the sub-runs in N processes at once, with the
 same results. Tiny CPU example (a minute):
   python train.py --stage source --tasks senti_movies,senti_food,colours --max-steps 5 \
       --out runs/tiny3
   python train.py --stage target --max-steps 5 --out runs/tiny3
-  python transfer.py --out runs/tiny3 --targets senti_food --max-steps 5
+  python -m studies.transfer --out runs/tiny3 --targets senti_food --max-steps 5
 """
 
 import argparse
@@ -46,7 +46,7 @@ from baselines import AttemptAttention, scaled_sizes, spot_similarity
 from data import DataError, collate, parse_tasks
 from lib import demo
 from metrics import EVAL_BATCH, evaluate, input_tokens, open_run, pick_device
-from lib.runfiles import load_tensors, read_json, write_json
+from lib.runfiles import RunFileError, load_tensors, read_json, write_json
 from lib.tokens import tokenize
 
 ap = argparse.ArgumentParser(description="Measured single-source transfer against AMP's attention.")
@@ -64,6 +64,11 @@ SAME = ["epochs", "max_steps", "batch_size", "lr", "head_lr", "warmup", "weight_
 def fail(msg, code=2):
     print(f"transfer.py: error: {msg}", file=sys.stderr)
     sys.exit(code)
+
+
+def transferred(out, S, T):
+    """T's prompt tuned from S's source prompt: its file in sub-run S."""
+    return os.path.join(out, "transfer", S, "spot-m", "target", f"{T}.safetensors")
 
 
 def measure(out, targets, max_steps, jobs=1):
@@ -86,13 +91,12 @@ def prepare(out, cfg, S, targets, max_steps):
     train.py arguments that train it (--resume if it had begun), or None if it has nothing to do."""
     ts = [t for t in targets if t != S]
     sub = os.path.join(out, "transfer", S)
-    done = lambda t: os.path.exists(os.path.join(sub, "spot-m", "target", f"{t}.safetensors"))
-    if not ts or all(done(t) for t in ts):
+    if not ts or all(os.path.exists(transferred(out, S, t)) for t in ts):
         return None
     mine = os.path.join(sub, "config.json")
     resume = os.path.exists(mine)  # begun: it goes on from its checkpoint
-    fresh = lambda: dict(run=dict(cfg["run"], tasks=[]), source=cfg["source"])
-    sub_cfg = read_json(mine, need=["run"]) if resume else fresh()
+    fresh = dict(run=dict(cfg["run"], tasks=[]), source=cfg["source"])  # a sub-run of no task yet
+    sub_cfg = read_json(mine, need=["run"]) if resume else fresh
     new = [t for t in ts if t not in sub_cfg["run"]["tasks"]]
     if new:  # a run of the targets alone, with the run's flags and source prompts
         src, dst = os.path.join(out, "source"), os.path.join(sub, "source")
@@ -174,12 +178,10 @@ def study(out, targets, device):
     tasks, cap = run["tasks"], (run["prompt_len"], run.get("max_tokens"))
     encoder, tokenizer, loaded, model, expect, P = open_run(out, run, device)  # P: (n, l, d)
     loaded = dict(zip(tasks, loaded))
-    source = lambda t: os.path.join(out, "source", f"{t}.safetensors")
     A = read_json(os.path.join(out, "attention.json"), need=["tasks", "A"])
     if A["tasks"] != tasks:
-        raise DataError(
-            f"{out}/attention.json is over {A['tasks']}, the run over {tasks}; redo stage target"
-        )
+        over = f"{out}/attention.json is over {A['tasks']}, the run over {tasks}"
+        raise DataError(f"{over}; redo stage target")
     mean = P.float().mean(dim=1)  # (n, d)
     dot, cos = (mean @ mean.T).tolist(), spot_similarity(P).tolist()  # (n, n) each
     rankings = dict(amp={}, dot={}, cosine={})
@@ -197,9 +199,8 @@ def study(out, targets, device):
 
     for T in targets:
         i, others = tasks.index(T), [S for S in tasks if S != T]
-        moved = lambda S: os.path.join(out, "transfer", S, "spot-m", "target", f"{T}.safetensors")
-        res["pt"][T] = score(source(T), T)
-        res["measured"][T] = {S: score(moved(S), T) - res["pt"][T] for S in others}
+        res["pt"][T] = score(os.path.join(out, "source", f"{T}.safetensors"), T)
+        res["measured"][T] = {S: score(transferred(out, S, T), T) - res["pt"][T] for S in others}
         for kind, M in (("amp", A["A"]), ("dot", dot), ("cosine", cos)):
             rankings[kind][T] = {S: M[i][tasks.index(S)] for S in others}
     if os.path.exists(os.path.join(out, "attempt", "attention.safetensors")):
@@ -257,7 +258,10 @@ def per_target(results, targets):
     of runs), which says whether the measured transfer itself repeats from seed to seed.} Printed
     when there are several runs."""
     rs, out = list(results.values()), {}
-    stat = lambda x: [float(np.mean(x)), float(np.std(x))]
+
+    def stat(x):  # mean and std over the runs
+        return [float(np.mean(x)), float(np.std(x))]
+
     for T in targets:
         S = list(rs[0]["measured"][T])
         rows = [[r["measured"][T][s] for s in S] for r in rs]  # (runs, sources)
@@ -272,12 +276,9 @@ def per_target(results, targets):
         )
         if len(rs) > 1:
             rho = ", ".join(f"{k} {m:+.2f} ± {v:.2f}" for k, (m, v) in o["spearman"].items())
-            agree = ", ".join(f"{x:+.2f}" for x in agreement)
-            pm = lambda v: f"{v[0]:+.1f} ± {v[1]:.1f}"
-            print(
-                f"  {T}: best source {pm(o['best'])}, random {pm(o['random'])}; ρ {rho}; "
-                f"seed-to-seed ρ of M_T {agree}"
-            )
+            agree = "seed-to-seed ρ of M_T " + ", ".join(f"{x:+.2f}" for x in agreement)
+            best, random = (f"{m:+.1f} ± {v:.1f}" for m, v in (o["best"], o["random"]))
+            print(f"  {T}: best source {best}, random {random}; ρ {rho}; {agree}")
     return out
 
 
@@ -332,13 +333,14 @@ def summarize(results, targets):
     """Print, over every run and target, the transfer of the best and of a random source, each
     ranking's ρ and top-1 hits, and each run's best source -> the summary written by --json."""
     cells = [(r, T) for r in results.values() for T in targets]
-    random = lambda r, T: np.mean(list(r["measured"][T].values()))  # a random source's transfer
+
+    def random(r, T):  # a random source's transfer: the mean over the sources
+        return np.mean(list(r["measured"][T].values()))
+
     summary = dict(best_gain=float(np.mean([max(r["measured"][T].values()) for r, T in cells])))
     summary["mean_gain"] = float(np.mean([random(r, T) for r, T in cells]))
-    print(
-        f"  transfer of the best source {summary['best_gain']:+.2f} points on average; of a source "
-        f"picked at random {summary['mean_gain']:+.2f}"
-    )
+    s = f"  transfer of the best source {summary['best_gain']:+.2f} points on average; of a source"
+    print(s + f" picked at random {summary['mean_gain']:+.2f}")
     chance = float(np.mean([1 / (len(r["sources"]) - 1) for r in results.values()]))
     for kind in ["amp", "dot", "cosine", "attempt", "probe"]:
         runs = [r for r in results.values() if kind in r["spearman"]]
@@ -362,10 +364,8 @@ def summarize(results, targets):
     for out, r in results.items():
         for T in targets:
             best, amp_row = max(r["measured"][T], key=r["measured"][T].get), r["rankings"]["amp"][T]
-            print(
-                f"  {out} {T}: prompt tuning {r['pt'][T]:.2f}; best source {best} "
-                f"({r['measured'][T][best]:+.2f}); AMP's top {max(amp_row, key=amp_row.get)}"
-            )
+            s = f"  {out} {T}: prompt tuning {r['pt'][T]:.2f}; best source {best} "
+            print(s + f"({r['measured'][T][best]:+.2f}); AMP's top {max(amp_row, key=amp_row.get)}")
     return summary
 
 
@@ -382,7 +382,7 @@ def main(argv=None):
             results[out] = study(out, targets, pick_device(args.device))
             write_json(os.path.join(out, "transfer.json"), results[out])
             draw(results[out], os.path.join(out, "transfer.png"))
-    except (DataError, ModelError) as e:
+    except (DataError, ModelError, RunFileError) as e:
         fail(str(e))
     except KeyboardInterrupt:
         fail("interrupted; the same command goes on where the sub-runs stopped", 130)

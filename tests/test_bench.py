@@ -2,7 +2,7 @@
 stage-1 step agrees with torch's own FLOP counter, the frozen encoder keeps no gradients, bench.py
 stops with one line on bad flags, and its section dam times every form of DAM.
 
-  python -m pytest -q test_bench.py
+  python -m pytest -q tests/test_bench.py
 """
 
 import os
@@ -74,7 +74,8 @@ def test_bad_flags_stop_with_one_line(flags, says):
 def test_section_dam_runs_without_peft_or_data():
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sizes = ["--dam-sizes", "2,3", "--dam-l", "3", "--dam-k", "4", "--dam-budget", "0.01"]
-    cmd = [sys.executable, "-m", "studies.bench", "--sections", "dam", "--data-dir", "/nonexistent", *sizes]
+    flags = ["--sections", "dam", "--data-dir", "/nonexistent", *sizes]
+    cmd = [sys.executable, "-m", "studies.bench", *flags]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=here)
     assert p.returncode == 0, p.stderr
     rows = [line.split() for line in p.stdout.splitlines()]

@@ -3,13 +3,14 @@ second call (in the same process or a fresh one) reads it without tokenising and
 fresh tokenisation returns; a changed row, max_len or tokenizer misses; a damaged entry is rebuilt,
 never trusted; a cache folder that cannot be written is left out, and tokenize still tokenises.
 
-  python -m pytest -q test_cache.py
+  python -m pytest -q tests/test_cache.py
 """
 
 import copy
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import datasets
 import pytest
@@ -40,26 +41,41 @@ def tok():
 def cache(tmp_path, monkeypatch):
     """AMP_CACHE in a fresh folder; calls() counts tokenize's tokenisations (Dataset.map)."""
     monkeypatch.setenv("AMP_CACHE", str(tmp_path / "cache"))
-    seen = []
-    monkeypatch.setattr(datasets.Dataset, "map", lambda *a, **k: seen.append(1) or MAP(*a, **k))
-    root = tmp_path / "cache" / "tokens"
-    entries = lambda: sorted(p for p in root.iterdir()) if root.exists() else []
-    return type("Cache", (), dict(entries=entries, calls=lambda: len(seen)))
+    root, seen = tmp_path / "cache" / "tokens", []
+
+    def counted_map(*a, **k):
+        seen.append(1)
+        return MAP(*a, **k)
+
+    def entries():
+        return sorted(root.iterdir()) if root.exists() else []
+
+    def calls():
+        return len(seen)
+
+    monkeypatch.setattr(datasets.Dataset, "map", counted_map)
+    return SimpleNamespace(entries=entries, calls=calls)
 
 
 def plain(ds, tok, max_len):
     """What tokenize returned before it had a cache."""
     pair = any(p is not None for p in ds["text_pair"])
     cut = dict(truncation=True, max_length=max_len)
-    enc = lambda b: tok(b["text"], b["text_pair"] if pair else None, **cut)
-    with_length = lambda out: dict(out, length=[len(x) for x in out["input_ids"]])
-    fn, drop = lambda b: with_length(enc(b)), ["text", "text_pair"]
-    return MAP(ds, fn, batched=True, remove_columns=drop, new_fingerprint="plain")  # no dill hash
+
+    def encode(b):
+        out = tok(b["text"], b["text_pair"] if pair else None, **cut)
+        return dict(out, length=[len(x) for x in out["input_ids"]])
+
+    drop, fp = ["text", "text_pair"], "plain"  # a fingerprint given: no dill hash of encode
+    return MAP(ds, encode, batched=True, remove_columns=drop, new_fingerprint=fp)
+
+
+def contents(ds):
+    return ds.features, ds.column_names, ds.format, ds.to_dict()
 
 
 def same(a, b):
-    look = lambda ds: (ds.features, ds.column_names, ds.format, ds.to_dict())
-    return look(a) == look(b)
+    return contents(a) == contents(b)
 
 
 @pytest.mark.parametrize("rows", [ROWS, PAIRS], ids=["single", "pair"])
@@ -76,24 +92,24 @@ def test_a_miss_writes_an_entry_and_a_second_call_reads_it_without_tokenising(to
 
 def test_a_fresh_process_reads_the_entry_another_process_wrote(tmp_path):
     script = "\n".join([
-        "import datasets, tokens, amp",
+        "import datasets, amp",
+        "from lib import tokens",
         "from transformers import AutoTokenizer",
         "tok = AutoTokenizer.from_pretrained(amp.resolve_model(amp.DEFAULT_MODEL))",
         "calls, real = [], datasets.Dataset.map",
-        "datasets.Dataset.map = lambda *a, **k: calls.append(1) or real(*a, **k)",
+        "def counted_map(*a, **k):",
+        "    calls.append(1)",
+        "    return real(*a, **k)",
+        "datasets.Dataset.map = counted_map",
         f"out = tokens.tokenize(datasets.Dataset.from_list({PAIRS!r}), tok, 8)",
         "print(len(calls), out.to_dict())",
     ])  # fmt: skip
     env = dict(os.environ, AMP_CACHE=str(tmp_path), HF_HUB_OFFLINE="1")
-    run = lambda: subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        cwd=HERE,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()[-1]
-    first, second = run(), run()
+    cmd, said = [sys.executable, "-c", script], []  # said: each process's last line
+    for _ in range(2):
+        p = subprocess.run(cmd, env=env, cwd=HERE, capture_output=True, text=True, check=True)
+        said.append(p.stdout.splitlines()[-1])
+    first, second = said
     assert first.startswith("1 ") and second == "0 " + first[2:]
 
 

@@ -2,7 +2,7 @@
 separate the target; the candidates are the best sources beyond the margin; a task with none keeps
 its own stage-1 files; each try starts from its source's prompt; what is kept is the best on dev;
 select's attention.json has attention.json's schema.
-  python -m pytest -q test_probe.py
+  python -m pytest -q tests/test_probe.py
 """
 
 import json
@@ -47,8 +47,12 @@ def stage_one(tmp_path, monkeypatch):
     train.main(["--stage", "source", "--tasks", ",".join(names), "--model", tiny, *SMALL,
                 "--out", out, "--max-steps", "4"])  # fmt: skip
     starts, real = {}, train.stage_source
-    monkeypatch.setattr(train, "stage_source", lambda *a, folder, init=None, **k: starts.update(
-        {folder: init}) or real(*a, folder=folder, init=init, **k))  # fmt: skip
+
+    def stage_source(*a, folder, init=None, **k):  # train.stage_source, its starts kept
+        starts[folder] = init
+        return real(*a, folder=folder, init=init, **k)
+
+    monkeypatch.setattr(train, "stage_source", stage_source)
     return out, names, starts
 
 
@@ -82,7 +86,10 @@ def test_keep_best_keeps_the_files_with_the_best_dev_and_marks_their_source(tmp_
                 (tmp_path / folder / f"{t}.safetensors").write_bytes(f"{folder} {t}".encode())
                 (tmp_path / folder / f"{t}.json").write_text(json.dumps({"best_dev": d}))
     probe.keep_best(str(tmp_path), ["a", "b"], [[1, 0], [0]])  # a: tries 1 then 0; b: 0
-    kept = lambda t: (tmp_path / "select" / "target" / f"{t}.safetensors").read_bytes()
+
+    def kept(t):  # the bytes keep_best kept for task t
+        return (tmp_path / "select" / "target" / f"{t}.safetensors").read_bytes()
+
     assert kept("a") == b"select/try2 a"  # a's second try (source 0) scored 90
     assert kept("b") == b"source b"  # b's try tied its own 80: its own is kept
     A = json.load(open(tmp_path / "select" / "attention.json"))
@@ -94,7 +101,7 @@ def test_select_tunes_from_each_pick_and_a_task_with_none_keeps_its_own_files(
 ):
     out, names, starts = stage_one(tmp_path, monkeypatch)
     picks = {0: [2, 1], 1: [], 2: [0]}  # senti_food: colours, then senti_movies; senti_movies: none
-    monkeypatch.setattr(train, "candidates", lambda row, i, tries, margin: picks[i])
+    monkeypatch.setattr(probe, "candidates", lambda row, i, tries, margin: picks[i])
     train.main(["--stage", "target", "--method", "select", "--max-steps", "4", "--out", out])
     P = {t: train.load_tensors(f"{out}/source/{t}.safetensors", {})[0]["P"] for t in names}
     assert list(starts) == ["select/try1", "select/try2", "select/try3"]  # no mix without the flag
@@ -107,7 +114,10 @@ def test_select_tunes_from_each_pick_and_a_task_with_none_keeps_its_own_files(
     assert probe_json["tasks"] == names and len(probe_json["dev"]) == 3
     A = json.load(open(os.path.join(out, "select", "attention.json")))
     assert A["tasks"] == names and all(sorted(r) == [0.0, 0.0, 1.0] for r in A["A"])
-    read = lambda folder, t: open(f"{out}/{folder}/{t}.safetensors", "rb").read()
+
+    def read(folder, t):
+        return open(f"{out}/{folder}/{t}.safetensors", "rb").read()
+
     assert read("select/target", "senti_movies") == read("source", "senti_movies")
     for i, t in enumerate(names):
         tried = [("source", i)] + [(f"select/try{r + 1}", j) for r, j in enumerate(picks[i])]
@@ -118,32 +128,3 @@ def test_select_tunes_from_each_pick_and_a_task_with_none_keeps_its_own_files(
     scores = json.load(open(os.path.join(out, "eval.json")))["scores"]
     assert scores["select"]["senti_movies"] == scores["prompt"]["senti_movies"]
     assert os.path.exists(os.path.join(out, "select", "attention.png"))
-
-
-def test_mix_weights_are_the_picks_probe_gains_over_the_own_prompt_normalised():
-    row = [90.0, 50.0, 70.0, 60.0]  # own: index 1; picks 0 and 2 gain 40 and 20
-    assert probe.mix_weights(row, own=1, picks=[0, 2]) == [40 / 60, 0.0, 20 / 60, 0.0]
-
-
-def test_select_mix_starts_from_the_weighted_picks_and_keeps_it_only_if_best_on_dev(
-    tmp_path, monkeypatch
-):
-    out, names, starts = stage_one(tmp_path, monkeypatch)
-    R = [[50.0, 60.0, 80.0], [0.0, 50.0, 0.0], [0.0, 0.0, 50.0]]  # senti_food: both others help
-    monkeypatch.setattr(train, "probe_rows", lambda *a: R)
-    monkeypatch.setattr(train, "candidates", lambda row, i, tries, margin: [[2, 1], [], []][i])
-    train.main(["--stage", "target", "--method", "select", "--select-mix", "--max-steps", "4",
-                "--out", out])  # fmt: skip
-    P = {t: train.load_tensors(f"{out}/source/{t}.safetensors", {})[0]["P"] for t in names}
-    assert list(starts["select/mix"]) == ["senti_food"]  # the only task with two picks
-    w = [0.0, 10 / 40, 30 / 40]  # gains 10 (senti_movies) and 30 (colours) over its own 50
-    want = w[1] * P["senti_movies"] + w[2] * P["colours"]
-    assert torch.allclose(starts["select/mix"]["senti_food"], want, atol=1e-6)
-    tried = {"source": [1.0, 0, 0], "select/try1": [0, 0, 1.0], "select/try2": [0, 1.0, 0]}
-    tried["select/mix"] = w
-    dev = {f: json.load(open(f"{out}/{f}/senti_food.json"))["best_dev"] for f in tried}
-    best = max(tried, key=lambda f: (dev[f], -list(tried).index(f)))  # ties: the earlier
-    A = json.load(open(os.path.join(out, "select", "attention.json")))["A"]
-    assert A[0] == tried[best]
-    read = lambda folder: open(f"{out}/{folder}/senti_food.safetensors", "rb").read()
-    assert read("select/target") == read(best)

@@ -4,7 +4,7 @@ loads, a non-finite loss stops the run naming step and task, files that do not f
 one seed gives one result, and a damaged run file (cut short, overwritten, one byte changed) stops
 the command that reads it with one line saying what to do, leaving every file of the run as it was.
 
-  python -m pytest -q test_reliability.py
+  python -m pytest -q tests/test_reliability.py
 """
 
 import contextlib
@@ -26,6 +26,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from safetensors.torch import load_file  # noqa: E402
 
+from lib import runfiles  # noqa: E402
 from test_amp import SMALL, make_tiny_encoder  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
@@ -242,10 +243,26 @@ def runs(tiny, tmp_path_factory):
     return states
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_run_files_get_the_mode_of_a_file_the_user_writes(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:  # safetensors alone would write 0o600: not readable by the group
+        runfiles.save_tensors(str(tmp_path / "P.safetensors"), {"P": torch.zeros(2, 3)}, {"l": 2})
+        runfiles.write_json(str(tmp_path / "eval.json"), {"scores": {}})
+        runfiles.save_checkpoint(str(tmp_path / "ckpt.pt"), {"step": 1})
+    finally:
+        os.umask(old)
+    modes = {f.name: f.stat().st_mode & 0o777 for f in tmp_path.iterdir()}
+    assert modes == {"P.safetensors": mode, "eval.json": mode, "ckpt.pt": mode}
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
 def fingerprint(folder):
     """{path: sha256} of every file below folder."""
     paths = [os.path.join(d, f) for d, _, files in os.walk(folder) for f in files]
-    digest = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
     return {os.path.relpath(p, folder): digest(p) for p in paths}
 
 

@@ -3,7 +3,7 @@ command line (each cell is the transferred prompt's score minus prompt tuning's,
 stay as they were, and a second call trains nothing again; with an ATTEMPT run, its ranking joins;
 a target asked for later joins the sub-runs).
 
-  python -m pytest -q test_transfer.py
+  python -m pytest -q tests/test_transfer.py
 """
 
 import glob
@@ -36,7 +36,9 @@ def test_spearman_is_one_for_the_same_order_minus_one_for_the_reverse_and_averag
 
 
 def test_per_target_gives_each_targets_spread_over_seeds_and_how_far_the_measured_rows_agree():
-    run = lambda M, rho: dict(measured={"t": dict(zip("abc", M))}, spearman={"amp": {"t": rho}})
+    def run(M, rho):  # a run's results for target t: M over sources a, b, c, and AMP's ρ
+        return dict(measured={"t": dict(zip("abc", M))}, spearman={"amp": {"t": rho}})
+
     res = {"s0": run([1.0, 2.0, 6.0], 0.5), "s1": run([6.0, 2.0, 1.0], -0.5)}
     res["s2"] = run([2.0, 4.0, 12.0], 1.0)
     out = transfer.per_target(res, ["t"])["t"]
@@ -48,6 +50,11 @@ def test_per_target_gives_each_targets_spread_over_seeds_and_how_far_the_measure
 
 
 TASKS = ["senti_movies", "senti_food", "colours"]
+
+
+def tensors(out, *path):
+    """The tensors of the file at OUT/path."""
+    return runfiles.load_tensors(os.path.join(out, *path), {})[0]
 
 
 def probe_ranks_the_sources(out):
@@ -63,7 +70,6 @@ def probe_ranks_the_sources(out):
 
 def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(tmp_path):
     tiny, out = make_tiny_encoder(tmp_path / "tiny"), str(tmp_path / "run")
-    tensors = lambda *path: runfiles.load_tensors(os.path.join(out, *path), {})[0]
     common = ["--max-train", "32", "--max-eval", "30", "--prompt-len", "4", "--max-steps", "2"]
     flags = ["--epochs", "1", "--lr", "0.02", "--out", out]
     train.main(["--stage", "source", "--tasks", ",".join(TASKS), "--model", tiny, *common, *flags])
@@ -81,11 +87,11 @@ def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(t
     model = amp.PromptModel(enc, [2, 2, 2])
     report = tokenize(load_task("senti_food", max_train=32, max_eval=30)["report"], tok, 64)
     for S in ["senti_movies", "colours"]:  # the cell, recomputed from the saved transferred prompt
-        W = tensors("transfer", S, "spot-m", "target", "senti_food.safetensors")
+        W = tensors(out, "transfer", S, "spot-m", "target", "senti_food.safetensors")
         model.heads[1].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
         got = metrics.evaluate(model, W["P"], report, 1, ["accuracy"], 16, "cpu")["accuracy"]
         assert r["measured"]["senti_food"][S] == pytest.approx(got - r["pt"]["senti_food"])
-    P = torch.stack([tensors("source", f"{t}.safetensors")["P"] for t in TASKS])
+    P = torch.stack([tensors(out, "source", f"{t}.safetensors")["P"] for t in TASKS])
     m = P.mean(dim=1)
     dot = r["rankings"]["dot"]["senti_food"]["colours"]
     assert dot == pytest.approx(float(m[1] @ m[2]), rel=1e-5)
@@ -103,8 +109,8 @@ def test_transfer_cells_are_the_transferred_prompts_score_minus_prompt_tunings(t
     # ATTEMPT's weights on the other sources, mean over the report
     row = r["rankings"]["attempt"]["senti_food"]
     att = AttemptAttention(model.d, scaled_sizes(model.d, 4)["bottleneck"])
-    att.load_state_dict(tensors("attempt", "attention.safetensors"))
-    own = tensors("attempt", "target", "senti_food.safetensors")["P"]
+    att.load_state_dict(tensors(out, "attempt", "attention.safetensors"))
+    own = tensors(out, "attempt", "target", "senti_food.safetensors")["P"]
     b = collate([dict(x, task=1) for x in report], model.pad_id)  # every reporting row in one batch
     with torch.no_grad():
         x = enc.get_input_embeddings()(b["input_ids"])

@@ -2,7 +2,7 @@
 from each task's prompt and head (stage 1's, AMP's); AMP then tuned needs AMP's target prompts;
 --attn identity trains W_V alone.
 
-  python -m pytest -q test_variants.py
+  python -m pytest -q tests/test_variants.py
 """
 
 import os
