@@ -51,7 +51,7 @@ g.add_argument("--max-train", type=int, help="at most this many training rows a 
 g.add_argument("--max-eval", type=int, help="at most this many dev and reporting rows")
 g.add_argument("--max-tokens", type=int, help="cap on input tokens (default: the task's own, A.3)")
 g.add_argument("--seed", type=int, help="seed of prompts, heads, order (default: 0)")
-g = ap.add_argument_group("how a stage trains (default: DEFAULTS below, by --preset and method)")
+g = ap.add_argument_group("how a stage trains (default: train.DEFAULTS, by --preset and method)")
 g.add_argument("--epochs", type=int, help="maximum epochs (demo: 15 source, 3 amp; paper: 30, 10)")
 g.add_argument("--max-steps", type=int, help="stop after this many steps (default: no cap)")
 g.add_argument("--batch-size", type=int, help="examples per step (demo: 16; paper: 8)")
