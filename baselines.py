@@ -285,19 +285,19 @@ def attempt_jobs(args, env, names):
     mixed (W_down, W_up, LayerNorm, target prompts at --lr, heads at --head-lr; source prompts
     frozen). Prompts and heads start as stage 1's (the official run_seq2seq.py, shared_attn,
     starts every target prompt as a copy of the first source prompt, MNLI's)."""
-    model, out = env["model"], os.path.join(args.out, "attempt")
+    model, out = env.model, os.path.join(args.out, "attempt")
     P = source_prompts(args.out, env, names)  # (n, l, d) frozen
     if os.path.exists(os.path.join(out, "attention.safetensors")):
         return
     torch.manual_seed(seed_for(args.seed, "attempt"))
     att = AttemptAttention(model.d, scaled_sizes(model.d, args.prompt_len)["bottleneck"])
-    att = att.to(env["device"])
+    att = att.to(env.device)
     P_own = nn.Parameter(P.clone())  # (n, l, d) target prompts
     files = {}  # each task's target prompt and head, then the attention
     for t, (n, head) in enumerate(zip(names, model.heads)):
         W = {"P": P_own[t], "head.weight": head.weight, "head.bias": head.bias}
-        files[os.path.join(out, "target", f"{n}.safetensors")] = (W, dict(env["meta"], task=n))
-    files[os.path.join(out, "attention.safetensors")] = (att.state_dict(), env["meta"])
+        files[os.path.join(out, "target", f"{n}.safetensors")] = (W, dict(env.meta, task=n))
+    files[os.path.join(out, "attention.safetensors")] = (att.state_dict(), env.meta)
     heads = list(model.heads.parameters())
     groups = [(list(att.parameters()) + [P_own], args.lr), (heads, args.head_lr)]
     prompt = AttemptPrompts(att, P, P_own, model.encoder.get_input_embeddings())
@@ -328,19 +328,19 @@ def tpt_jobs(args, env, names):
     on; the saved configs report 537,600 = (600 + 100) 768 trainable parameters), so each task
     ends with its own copy of the bank. The task prompt starts from a prompt-tuned one (officially
     MNLI's for RTE and MRPC, CoLA's own for CoLA, or frequent tokens): here stage 1's."""
-    model, out = env["model"], os.path.join(args.out, "tpt")
+    model, out = env.model, os.path.join(args.out, "tpt")
     P, sizes = source_prompts(args.out, env, names), scaled_sizes(model.d, args.prompt_len)
     embed = model.encoder.get_input_embeddings()
     g = torch.Generator().manual_seed(seed_for(args.seed, "tpt"))
-    start = init_prompt(model.encoder, env["tokenizer"], sizes["bank"], g)  # (m, d)
-    bank = TokenBank(start, sizes["top_k"]).to(env["device"])
+    start = init_prompt(model.encoder, env.tokenizer, sizes["bank"], g)  # (m, d)
+    bank = TokenBank(start, sizes["top_k"]).to(env.device)
     path = os.path.join(out, "bank.safetensors")
     if not os.path.exists(path):  # phase 1
         model.heads.requires_grad_(False)  # stage 1's heads read the retrieved tokens, frozen
-        files = {path: ({"bank": bank.bank}, env["meta"])}
+        files = {path: ({"bank": bank.bank}, env.meta)}
         yield [Job("tpt:bank", [([bank.bank], args.lr)], names, TptPrompt(bank, embed), files)]
         model.heads.requires_grad_(True)
-    bank.bank.data.copy_(load_tensors(path, env["meta"])[0]["bank"])
+    bank.bank.data.copy_(load_tensors(path, env.meta)[0]["bank"])
     jobs = []
     for t, n in enumerate(names):  # phase 2
         target = os.path.join(out, "target", f"{n}.safetensors")
@@ -348,7 +348,7 @@ def tpt_jobs(args, env, names):
             continue
         B, P_t, head = copy.deepcopy(bank), nn.Parameter(P[t].clone()), model.heads[t]  # P_t (l, d)
         W = {"P": P_t, "bank": B.bank, "head.weight": head.weight, "head.bias": head.bias}
-        files = {target: (W, dict(env["meta"], task=n))}
+        files = {target: (W, dict(env.meta, task=n))}
         groups = [([P_t, B.bank], args.lr), (list(head.parameters()), args.head_lr)]
         jobs.append(Job(f"tpt:{n}", groups, [n], TptPrompt(B, embed, P_t), files))
     yield jobs
@@ -370,12 +370,12 @@ class NoPrompt:
 def finetune_jobs(args, env, names):
     """Fine-tuning: per task, a copy of the whole encoder and a new head, trained with no prompt
     (l = 0), one task at a time, its dropout off as for the prompts (amp.PromptModel)."""
-    model, frozen = env["model"], env["model"].encoder
+    model, frozen = env.model, env.model.encoder
     for n in names:
         path = os.path.join(args.out, "finetune", "target", f"{n}.safetensors")
         if os.path.exists(path):
             continue
-        t = env["ids"][n]
+        t = env.ids[n]
         torch.manual_seed(seed_for(args.seed, n))
         model.heads[t].reset_parameters()
         model.encoder, head = copy.deepcopy(frozen).requires_grad_(True), model.heads[t]
@@ -383,8 +383,8 @@ def finetune_jobs(args, env, names):
         W = {"head.weight": head.weight, "head.bias": head.bias, **encoder}
         tuned = list(model.encoder.parameters())
         groups = [(tuned, args.lr), (list(head.parameters()), args.head_lr)]
-        files = {path: (W, dict(env["meta"], task=n))}
-        yield [Job(f"finetune:{n}", groups, [n], NoPrompt(model.d, env["device"]), files)]
+        files = {path: (W, dict(env.meta, task=n))}
+        yield [Job(f"finetune:{n}", groups, [n], NoPrompt(model.d, env.device), files)]
         model.encoder = frozen
 
 

@@ -28,6 +28,21 @@ class Stop(Exception):
 
 
 @dataclass
+class Env:
+    """What every job trains and is scored on (train.setup makes it)."""
+
+    device: torch.device
+    tokenizer: object
+    model: torch.nn.Module  # amp.PromptModel: the frozen encoder and a head per task
+    tasks: dict  # {name: data.load_task's task}
+    ids: dict  # {name: t}, the task's index: its head, its rows in train and dev
+    meta: dict  # what the run's files must match: model, d, l
+    train: list  # [t]: the task's training rows, tokenised
+    dev: list  # [t]: its dev rows, tokenised
+    input_tokens: dict  # {name: its one input length}
+
+
+@dataclass
 class Job:
     """One thing trained with its own optimizer, schedule, epochs and early stopping."""
 
@@ -82,7 +97,7 @@ def fit(args, env, jobs):
     for r in runs:
         if not going(args, r):  # resumed after its last epoch, before its files were written
             yield finish(r)
-    env["model"].train()
+    env.model.train()
     done = sum(r.progress.global_step for r in runs)
     quiet = not sys.stderr.isatty()  # a log file gets the epoch lines, not a bar's redraws
     bar = tqdm(total=sum(r.total for r in runs), initial=done, leave=False, disable=quiet)
@@ -116,11 +131,11 @@ def going(args, r):
 
 def train_step(env, job, opt, batch, g, ckpt):
     """One optimizer step of a job on one batch [(task, row)]; returns the loss (paper 3.1, 3.2)."""
-    model, train = env["model"], env["train"]
+    model, train = env.model, env.train
     rows = [dict(train[t][i], task=t) for t, i in batch]
-    b = {k: v.to(env["device"]) for k, v in collate(rows, model.pad_id).items()}
+    b = {k: v.to(env.device) for k, v in collate(rows, model.pad_id).items()}
     prompts = job.prompt(b)  # (B, l, d), in float32 (ψ outside autocast)
-    with autocast(env["device"]):
+    with autocast(env.device):
         logits = model(prompts, b["input_ids"], b["attention_mask"], b["token_type_ids"], b["task"])
     loss = model.loss(logits, b["labels"], b["task"])
     if not torch.isfinite(loss):
@@ -192,15 +207,15 @@ def job_batches(args, env, names, epoch):
     """An epoch's batches [[(task, row), ...], ...]: one task's rows length-grouped (a function of
     seed, task and epoch), or the named tasks mixed, examples-proportional (paper 4.2;
     --mix-temperature and --mix-grouped: ours)."""
-    ids, B = [env["ids"][n] for n in names], args.batch_size
+    ids, B = [env.ids[n] for n in names], args.batch_size
     if len(ids) == 1:
-        lengths = [len(x) for x in env["train"][ids[0]]["input_ids"]]
+        lengths = [len(x) for x in env.train[ids[0]]["input_ids"]]
         batches = task_batches(lengths, B, seed_for(args.seed, names[0]), epoch)
         return [[(ids[0], i) for i in b] for b in batches]
-    sizes = [len(env["train"][t]) for t in ids]
+    sizes = [len(env.train[t]) for t in ids]
     lengths = None  # --mix-grouped: each task's rows' token counts
     if args.mix_grouped:
-        lengths = [[len(x) for x in env["train"][t]["input_ids"]] for t in ids]
+        lengths = [[len(x) for x in env.train[t]["input_ids"]] for t in ids]
     batches = epoch_batches(sizes, B, args.seed, epoch, T=args.mix_temperature, lengths=lengths)
     return [[(ids[p], i) for p, i in b] for b in batches]
 
@@ -209,8 +224,8 @@ def mean_dev(env, job):
     """The mean of the job's tasks' first dev metrics, task t read through job.prompt.of(t)."""
     scores = []
     for n in job.tasks:
-        t, metrics = env["ids"][n], env["tasks"][n]["info"]["metrics"]
-        dev = evaluate(env["model"], job.prompt.of(t), env["dev"][t], t, metrics, EVAL_BATCH,
-                       env["device"])  # fmt: skip
+        t, metrics = env.ids[n], env.tasks[n]["info"]["metrics"]
+        dev = evaluate(env.model, job.prompt.of(t), env.dev[t], t, metrics, EVAL_BATCH,
+                       env.device)  # fmt: skip
         scores.append(dev[metrics[0]])
     return sum(scores) / len(scores)

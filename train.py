@@ -27,7 +27,7 @@ from lib.checks import check_flags, check_folder, fail, read_run, reported, star
 from lib.runfiles import METHODS, load_tensors, log, save_tensors, section, source_prompts
 from lib.runfiles import write_json
 from lib.tokens import tokenize
-from loop import Job, fit
+from loop import Env, Job, fit
 from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
 
 # The flags, grouped; a flag left unset takes its value from config.json or the tables below.
@@ -166,17 +166,17 @@ def stage_source(args, env, names, folder="source", init=None, new_heads=True):
     task is a job of fit(), so all train in one pass; a task's files are written when it stops.
     init: {task: (l, d)} starting prompts (SPoT), else tokens of common vocabulary (paper 4.2).
     new_heads: start each head afresh (False: go on from the head in the model, PT continued)."""
-    model, device, jobs = env["model"], env["device"], []
+    model, device, jobs = env.model, env.device, []
     for name in names:
         path = os.path.join(args.out, folder, f"{name}.safetensors")
         if os.path.exists(path):
             continue
-        t, seed = env["ids"][name], seed_for(args.seed, name)
+        t, seed = env.ids[name], seed_for(args.seed, name)
         torch.manual_seed(seed)
         if init:
             P = init[name].clone()
         else:
-            P = init_prompt(model.encoder, env["tokenizer"], args.prompt_len,
+            P = init_prompt(model.encoder, env.tokenizer, args.prompt_len,
                             torch.Generator().manual_seed(seed))  # fmt: skip
         P = torch.nn.Parameter(P.to(device))  # (l, d)
         if new_heads:
@@ -185,7 +185,7 @@ def stage_source(args, env, names, folder="source", init=None, new_heads=True):
         n_head = sum(p.numel() for p in head.parameters())
         print(f"{name}: trains {P.numel():,} prompt parameters (l·d) + {n_head:,} in its head")
         W = {"P": P, "head.weight": head.weight, "head.bias": head.bias}
-        files = {path: (W, dict(env["meta"], task=name))}
+        files = {path: (W, dict(env.meta, task=name))}
         groups = [([P], args.lr), (list(head.parameters()), args.head_lr)]
         key = f"{folder.removesuffix('/target')}:{name}"  # "source:cb", "select/try2:cb", ...
         jobs.append(Job(key, groups, [name], TaskPrompt(P), files))
@@ -197,8 +197,8 @@ def save_source(env, job):
     """A task's prompt and head, and its dev scores beside them."""
     name, (path, (W, meta)) = job.tasks[0], next(iter(job.files.items()))
     save_tensors(path, W, meta)
-    t, m = env["ids"][name], env["tasks"][name]["info"]["metrics"]
-    scores = evaluate(env["model"], W["P"].detach(), env["dev"][t], t, m, EVAL_BATCH, env["device"])
+    t, m = env.ids[name], env.tasks[name]["info"]["metrics"]
+    scores = evaluate(env.model, W["P"].detach(), env.dev[t], t, m, EVAL_BATCH, env.device)
     write_json(path.replace(".safetensors", ".json"), dict(dev=scores, best_dev=scores[m[0]]))
     tqdm.write(f"{name}: best dev {m[0]} {scores[m[0]]:.2f} -> {path}")
 
@@ -211,11 +211,11 @@ def stage_target(args, env, names, new=None, folder=""):
 
     With new (paper 3.4) ψ starts from the saved one and only new's target prompt is written.
     folder: where the files go ("" for AMP, "amp-maxpool" for Figure 2's ablation)."""
-    model, device, out = env["model"], env["device"], os.path.join(args.out, folder)
+    model, device, out = env.model, env.device, os.path.join(args.out, folder)
     P = source_prompts(args.out, env, names)  # (n, l, d), frozen
     torch.manual_seed(seed_for(args.seed, "target"))
     psi = make_psi(args, model.d).to(device)
-    meta = dict(model=env["meta"]["model"], d=model.d, k=args.k or model.d, scores=args.scores,
+    meta = dict(model=env.meta["model"], d=model.d, k=args.k or model.d, scores=args.scores,
                 wv=args.wv)  # fmt: skip
     if new:
         psi.load_state_dict(load_tensors(os.path.join(out, "psi.safetensors"), meta)[0])
@@ -269,10 +269,10 @@ def save_target(env, psi, P, names, new, out, meta):
     P_target, A = psi(P)  # (n, l, d), (n, n)
     for i, n in enumerate(names):
         if new is None or n == new:
-            head = env["model"].heads[i]
+            head = env.model.heads[i]
             W = {"P": P_target[i], "head.weight": head.weight, "head.bias": head.bias, "A": A[i]}
             path = os.path.join(out, "target", f"{n}.safetensors")
-            save_tensors(path, W, dict(env["meta"], task=n, sources=names))
+            save_tensors(path, W, dict(env.meta, task=n, sources=names))
     save_tensors(os.path.join(out, "psi.safetensors"), psi.state_dict(), meta)
     rows = []
     for n in names:
@@ -357,8 +357,7 @@ def setup(args, names):
     dev = [tokenize(tasks[n]["dev"], tokenizer, length[n]) for n in names]
     ids = {n: i for i, n in enumerate(names)}
     meta = dict(model=args.model, d=model.d, l=args.prompt_len)
-    env = dict(device=device, tokenizer=tokenizer, model=model, tasks=tasks, ids=ids, meta=meta)
-    return dict(env, train=train, dev=dev, input_tokens=length)
+    return Env(device, tokenizer, model, tasks, ids, meta, train, dev, input_tokens=length)
 
 
 def recorded(args, env):
@@ -366,8 +365,8 @@ def recorded(args, env):
     names and input length (predict.py reads them)."""
     run = {k: getattr(args, k) for k in ["preset", *RUN["demo"], *RUN_ALL]}
     flags = {k: getattr(args, k) for k in [*DEFAULTS["demo"]["amp"], *STAGE_ALL, "scores"]}
-    labels = {n: t["info"]["labels"] and list(t["info"]["labels"]) for n, t in env["tasks"].items()}
-    return run, flags, dict(labels=labels, input_tokens=env["input_tokens"])
+    labels = {n: t["info"]["labels"] and list(t["info"]["labels"]) for n, t in env.tasks.items()}
+    return run, flags, dict(labels=labels, input_tokens=env.input_tokens)
 
 
 def main(argv=None):

@@ -285,12 +285,12 @@ def log(args, **record):
 
 def source_prompts(out, env, names, folder="source"):
     """The named tasks' prompts P (n, l, d) from OUT/folder/ (stage 1's; "target": AMP's P'), on
-    the run's device, each task's head loaded into the model (env: train.setup's)."""
+    the run's device, each task's head loaded into the model (env: train.setup's loop.Env)."""
     P = []
     for n in names:
         path = os.path.join(out, folder, f"{n}.safetensors")
-        W, _ = load_tensors(path, dict(env["meta"], task=n))
+        W, _ = load_tensors(path, dict(env.meta, task=n))
         head = {"weight": W["head.weight"], "bias": W["head.bias"]}
-        env["model"].heads[env["ids"][n]].load_state_dict(head)
+        env.model.heads[env.ids[n]].load_state_dict(head)
         P.append(W["P"])
-    return torch.stack(P).to(env["device"])  # (n, l, d)
+    return torch.stack(P).to(env.device)  # (n, l, d)

@@ -104,12 +104,10 @@ def probe_rows(env, P, names, out):
     saved = read_json(path, need=["tasks", "dev"]) if os.path.exists(path) else {}
     if saved.get("tasks") == names:  # --resume: the same tasks were probed
         return saved["dev"]
-    model, device = env["model"], env["device"]
+    model, device = env.model, env.device
     R = []  # (n, n) dev scores
     for i, n in enumerate(tqdm(names, desc="probe: targets", leave=False)):
-        R.append(
-            probe_row(model, P, env["train"][i], env["dev"][i], env["tasks"][n]["info"], device)
-        )
+        R.append(probe_row(model, P, env.train[i], env.dev[i], env.tasks[n]["info"], device))
     write_json(path, {"tasks": names, "dev": R})
     return R
 

@@ -10,6 +10,7 @@ loads back.
 import argparse
 import json
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -211,7 +212,8 @@ def test_learning_rate_warms_up_linearly_then_decays_to_zero():
 def test_early_stopping_restores_the_parameters_of_the_best_dev_epoch(tiny, tmp_path, monkeypatch):
     encoder, tok = amp.load_encoder(tiny)
     data = tokenize(load_task("colours", max_train=16)["train"], tok, 32)
-    env = dict(model=amp.PromptModel(encoder, [2]), device="cpu", train=[data], ids={"colours": 0})
+    model, ids = amp.PromptModel(encoder, [2]), {"colours": 0}
+    env = SimpleNamespace(model=model, device="cpu", train=[data], ids=ids)
     P = torch.nn.Parameter(torch.randn(4, 32))
     scores, snapshots, done = iter([1.0, 3.0, 2.0, 2.5, 0.0, 9.0]), [], []
 

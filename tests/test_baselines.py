@@ -221,11 +221,11 @@ def watch_fits(monkeypatch, fits, encoder_may_move):
     real_fit = train.fit
 
     def watched_fit(args, env, jobs):
-        frozen = {k: v.clone() for k, v in env["model"].encoder.state_dict().items()}
+        frozen = {k: v.clone() for k, v in env.model.encoder.state_dict().items()}
         groups = [ps for j in jobs if not j.key.startswith("source:") for ps, _ in j.groups]
         fits.append(sum(p.numel() for ps in groups for p in ps if p.requires_grad))  # not SPoT-m's
         yield from real_fit(args, env, jobs)
-        now = env["model"].encoder.state_dict().items()
+        now = env.model.encoder.state_dict().items()
         assert all(torch.equal(v, frozen[k]) for k, v in now) or encoder_may_move
 
     monkeypatch.setattr(train, "fit", watched_fit)

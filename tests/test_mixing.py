@@ -10,6 +10,7 @@ import argparse
 import os
 import random
 from collections import Counter
+from types import SimpleNamespace
 
 import datasets
 import pytest
@@ -105,7 +106,7 @@ def test_grouped_mixing_draws_the_same_pairs_with_less_padding():
 @pytest.mark.parametrize("grouped", [False, True])
 def test_the_loop_mixes_with_the_runs_flags(grouped):
     train = [datasets.Dataset.from_dict({"input_ids": [[1] * n for n in x]}) for x in LONG]
-    env = dict(ids={"a": 0, "b": 1, "c": 2}, train=train)
+    env = SimpleNamespace(ids={"a": 0, "b": 1, "c": 2}, train=train)
     args = argparse.Namespace(batch_size=16, seed=5, mix_temperature=3.0, mix_grouped=grouped)
     expect = epoch_batches([40, 600, 300], 16, 5, 2, T=3.0, lengths=LONG if grouped else None)
     assert loop.job_batches(args, env, ["a", "b", "c"], 2) == expect

@@ -38,9 +38,9 @@ ap.add_argument("--json", help="write the figures here")
 def step_kinds(env, names, prompt_len, B=16):
     """{kind: (batches, parameter groups, prompts of a batch)} for stage 1, stage 2 with the paper's
     mixing and stage 2 with --mix-grouped; and each task's input lengths."""
-    model = env["model"]
+    model = env.model
     torch.manual_seed(0)
-    lengths = [[len(x) for x in env["train"][t]["input_ids"]] for t in range(len(names))]
+    lengths = [[len(x) for x in env.train[t]["input_ids"]] for t in range(len(names))]
     sizes = [len(x) for x in lengths]
     P = torch.randn(len(names), prompt_len, model.d) * 0.5  # (n, l, d): timing only
     own = [torch.nn.Parameter(P[t].clone()) for t in range(len(names))]

@@ -101,8 +101,8 @@ def main():
             M, i = measured(run, s, T), names.index(T)
             if M is None:
                 continue
-            C = env["tasks"][T]["info"]["num_labels"]
-            V = variants(env["model"].eval(), P, names, env["train"][i], env["dev"][i], C)
+            C = env.tasks[T]["info"]["num_labels"]
+            V = variants(env.model.eval(), P, names, env.train[i], env.dev[i], C)
             src = list(M)
             per[f"seed {s} {T}"] = {
                 v: dict(rho=spearman([R[S] for S in src], [M[S] for S in src]),
