@@ -20,7 +20,7 @@ t = dict(re.findall(r"(stage source|stage target|eval) ([0-9.]+) s", open(sys.ar
 r = {k: float(v) for k, v in t.items()}
 r.update(total=round(sum(r.values()), 1), suite="lowres", threads="torch default (2)",
          source_flags=sys.argv[3], date=datetime.date.today().isoformat(),
-         machine="2-core AMD EPYC (Zen 3), torch 2.13 CPU, all-MiniLM-L6-v2, nothing else running")
+         machine="2-core AMD EPYC, torch 2.13 CPU, all-MiniLM-L6-v2, nothing else running")
 json.dump(r, open(sys.argv[2], "w"), indent=1)
 print(r)
 PY
