@@ -1,9 +1,10 @@
 #!/bin/bash
 # The README first run's three commands, timed as a new user runs them (default threads), on the
 # lowres suite. Run it on a quiet machine: anything else running is measured too.
-#   studies/speed/quickstart_time.sh                  # the defaults: quickstart_time.json
-#   FLAGS="--max-train 150 --epochs 8" studies/speed/quickstart_time.sh   # README's first run:
-#                                                     # stage source's flags, quickstart_first_run.json
+#   studies/speed/quickstart_time.sh       # the suite's settings: quickstart_time.json
+#   FLAGS="--max-train 150 --max-eval 50 --epochs 8" studies/speed/quickstart_time.sh
+#                                          # README's first run (stage source's flags):
+#                                          # quickstart_first_run.json
 cd "$(dirname "$0")/../.."
 . .venv/bin/activate 2>/dev/null || true
 export HF_HUB_OFFLINE=1
