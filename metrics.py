@@ -7,6 +7,8 @@ Metrics (paper Table 1): accuracy; Pearson for STS-B; F1a for MultiRC; all in pe
 Run: python -m pytest -q test_amp.py -k metrics
 """
 
+import sys
+
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -80,7 +82,8 @@ def evaluate(model, prompt, data, t, metrics, batch_size, device, desc=None):
     model.eval()
     lengths = [len(x) for x in data["input_ids"]]
     order = sorted(range(len(data)), key=lambda i: lengths[i])
-    for i in tqdm(range(0, len(data), batch_size), desc=desc, leave=False, disable=desc is None):
+    quiet = desc is None or not sys.stderr.isatty()  # a bar only where a terminal shows it
+    for i in tqdm(range(0, len(data), batch_size), desc=desc, leave=False, disable=quiet):
         idx = order[i : i + batch_size]
         rows = [dict(data[j], task=t) for j in idx]
         b = {k: v.to(device) for k, v in collate(rows, model.pad_id).items()}

@@ -17,6 +17,7 @@ Run (after stage source): python train.py --stage target --method select --out r
 
 import os
 import shutil
+import sys
 
 import numpy as np
 import torch
@@ -106,7 +107,8 @@ def probe_rows(env, P, names, out):
         return saved["dev"]
     model, device = env.model, env.device
     R = []  # (n, n) dev scores
-    for i, n in enumerate(tqdm(names, desc="probe: targets", leave=False)):
+    quiet = not sys.stderr.isatty()  # a bar only where a terminal shows it
+    for i, n in enumerate(tqdm(names, desc="probe: targets", leave=False, disable=quiet)):
         R.append(probe_row(model, P, env.train[i], env.dev[i], env.tasks[n]["info"], device))
     write_json(path, {"tasks": names, "dev": R})
     return R
