@@ -44,7 +44,7 @@ from lib import demo, runfiles
 from lib.figures import column_names, draw_attention, family_rate
 from lib.runfiles import RunFileError, load_tensors, read_json, task_file, write_json
 from lib.tokens import tokenize
-from metrics import EVAL_BATCH, evaluate, pick_device
+from metrics import EVAL_BATCH, evaluate, input_tokens, pick_device
 
 ap = argparse.ArgumentParser(description="Score every method of a run on each reporting split.")
 ap.add_argument("--out", nargs="+", default=["runs/amp"], help="run folder(s); seeds: mean ± std")
@@ -235,8 +235,7 @@ def evaluate_run(out, batch_size, device, only=None, rescore=False):
         opened = open_model(out, run, loaded, device, key)
         cache["encoder"] = opened[-1]
     enc = cache["encoder"]
-    most = {x["name"]: x["info"]["max_tokens"] for x in loaded}
-    tokens = {t: min(most[t], cap or most[t], enc["positions"] - l) for t in tasks}  # input_tokens
+    tokens = {x["name"]: input_tokens(x["info"], enc["positions"], l, cap) for x in loaded}
     measurable = [x for x in loaded if x["measurable"]]
     info = [[x["name"], tokens[x["name"]], x["info"], x["report"][:]] for x in measurable]
     settings = dict(rows=digest(info), batch=batch_size, device=torch.device(device).type)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from amp import PromptModel, load_encoder, max_positions
+from amp import PromptModel, load_encoder
 from data import DataError, collate, load_task
 from lib.runfiles import load_tensors, task_file
 
@@ -63,13 +63,13 @@ def score(metrics, pred, gold, groups):
     return {m: float(v) for m, v in out.items()}
 
 
-def input_tokens(info, encoder, tokenizer, l, cap=None):
+def input_tokens(info, positions, l, cap=None):
     """The one input length of a task, for every stage and every method, in training and in
     evaluation: the task's max tokens (paper A.3: 256, MultiRC 348), or the run's --max-tokens cap
-    if lower, cut so that l + input <= the encoder's positions. The paper trains stage 2 at 384
-    tokens for every task; this code does not, so that every method of a table reads the same
-    tokens."""
-    return min(info["max_tokens"], cap or info["max_tokens"], max_positions(encoder, tokenizer) - l)
+    if lower, cut so that l + input <= positions (amp.max_positions, the encoder's). The paper
+    trains stage 2 at 384 tokens for every task; this code does not, so that every method of a
+    table reads the same tokens."""
+    return min(info["max_tokens"], cap or info["max_tokens"], positions - l)
 
 
 @torch.inference_mode()

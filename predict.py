@@ -24,7 +24,7 @@ from typing import Callable, Optional, Union
 import torch
 
 import data
-from amp import DEFAULT_MODEL, ModelError, PromptModel, load_encoder, resolve_model
+from amp import DEFAULT_MODEL, ModelError, PromptModel, load_encoder, max_positions, resolve_model
 from data import DataError, collate, read_split, task_info
 from eval import method_prompt
 from lib import demo
@@ -220,7 +220,9 @@ def load_run(out, task=None, method="amp", device="auto", batch_size=EVAL_BATCH)
             print(f"predict.py: note: {note}", file=sys.stderr)
     if not has_len:
         info = info or {"max_tokens": 256}  # data.task_info's default for a task of your own
-        max_len = input_tokens(info, encoder, tokenizer, run["prompt_len"], run.get("max_tokens"))
+        max_len = input_tokens(
+            info, max_positions(encoder, tokenizer), run["prompt_len"], run.get("max_tokens")
+        )
     fields = dict(prompt=prompt, labels=labels, max_len=max_len, device=device)
     fields.update(
         batch_size=batch_size, model_name=run["model"], base=str(resolve_model(run["model"]))

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 import train
-from amp import ModelError
+from amp import ModelError, max_positions
 from baselines import AttemptAttention, scaled_sizes, spot_similarity
 from data import DataError, collate, parse_tasks
 from lib import demo
@@ -192,7 +192,7 @@ def study(out, targets, device):
         t, info = tasks.index(T), loaded[T]["info"]
         W, _ = load_tensors(path, dict(expect, task=T))
         model.heads[t].load_state_dict({"weight": W["head.weight"], "bias": W["head.bias"]})
-        n = input_tokens(info, encoder, tokenizer, *cap)
+        n = input_tokens(info, max_positions(encoder, tokenizer), *cap)
         data = tokenize(loaded[T]["report"], tokenizer, n)
         scores = evaluate(model, W["P"].to(device), data, t, info["metrics"], EVAL_BATCH, device)
         return scores[info["metrics"][0]]
@@ -239,7 +239,7 @@ def attempt_rows(out, run, targets, loaded, model, tokenizer, P, expect, device)
     for T in targets:
         info, path = loaded[T]["info"], os.path.join(out, "attempt", "target", f"{T}.safetensors")
         own = load_tensors(path, dict(expect, task=T))[0]["P"]
-        n = input_tokens(info, model.encoder, tokenizer, *cap)
+        n = input_tokens(info, max_positions(model.encoder, tokenizer), *cap)
         data = tokenize(loaded[T]["report"], tokenizer, n)
         total = torch.zeros(len(tasks) + 1)  # the n sources and T's own prompt
         for s in range(0, len(data), EVAL_BATCH):

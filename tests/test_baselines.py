@@ -278,8 +278,9 @@ def test_max_tokens_caps_every_input_and_later_stages_keep_the_runs_cap(tmp_path
     argv = ["--stage", "source", "--tasks", "para_people", "--model", tiny, *small]
     train.main(argv + ["--max-tokens", "9", "--out", out])
     info, (encoder, tok) = load_task("para_people")["info"], amp.load_encoder(tiny)
-    assert metrics.input_tokens(info, encoder, tok, 4, 9) == 9
-    assert metrics.input_tokens(info, encoder, tok, 4) == 64
+    positions = amp.max_positions(encoder, tok)
+    assert metrics.input_tokens(info, positions, 4, 9) == 9
+    assert metrics.input_tokens(info, positions, 4) == 64
     train.main(["--stage", "target", "--max-steps", "1", "--out", out])
     result, _, _ = evaluation.evaluate_run(out, 16, "cpu")
     assert result["input_tokens"] == {"para_people": 9}  # eval reads the run's cap

@@ -14,6 +14,7 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import eval as evaluation  # noqa: E402
+from amp import max_positions  # noqa: E402
 from lib import demo  # noqa: E402
 from lib.tokens import tokenize  # noqa: E402
 from metrics import EVAL_BATCH, evaluate, input_tokens, open_run  # noqa: E402
@@ -33,7 +34,9 @@ def dev_scores(out, methods):
     encoder, tokenizer, loaded, model, expect, P = open_run(out, run, "cpu")
     scores = {m: {} for m in methods}
     for t, x in enumerate(loaded):
-        data = tokenize(x["dev"], tokenizer, input_tokens(x["info"], encoder, tokenizer, *cap))
+        data = tokenize(
+            x["dev"], tokenizer, input_tokens(x["info"], max_positions(encoder, tokenizer), *cap)
+        )
         metric = x["info"]["metrics"][0]
         for m in methods:
             prompt = evaluation.method_prompt(out, m, x["name"], t, model, P, "cpu", expect)

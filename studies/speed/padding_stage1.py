@@ -11,7 +11,7 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from amp import DEFAULT_MODEL, load_encoder  # noqa: E402
+from amp import DEFAULT_MODEL, load_encoder, max_positions  # noqa: E402
 from data import load_task, task_batches  # noqa: E402
 from lib.tokens import tokenize  # noqa: E402
 from metrics import input_tokens  # noqa: E402
@@ -22,7 +22,7 @@ encoder, tokenizer = load_encoder(DEFAULT_MODEL)
 total = dict(plain=0, grouped=0, none=0)
 for name in ["rte", "mrpc", "sst2"]:
     x = load_task(name, data, max_train=1000, max_eval=200)
-    width = input_tokens(x["info"], encoder, tokenizer, l)
+    width = input_tokens(x["info"], max_positions(encoder, tokenizer), l)
     lengths = tokenize(x["train"], tokenizer, width)["length"]
 
     def cost(batches):
