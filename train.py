@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from amp import DEFAULT_MODEL, PromptModel, TargetPrompts, TaskPrompt, init_prompt, load_encoder
-from amp import seed_for
+from amp import max_positions, seed_for
 from dam import DAMAttention, start_near_identity
 from data import DataError, load_task, parse_tasks
 from lib import demo
@@ -133,13 +133,17 @@ def settle(args, cfg):
     run = {} if fresh else dict(cfg["run"], preset=cfg["run"].get("preset", "demo"))
     trained = cfg.get(section(args.method), {}) if cfg and args.resume else {}
     try:
-        args.preset = same_as_run(args, run, "preset", args.preset or run.get("preset", "demo"))
+        args.preset = args.preset or run.get("preset", "demo")
+        check_same_as_run(args, run, "preset", args.preset)
         for k, default in {**RUN[args.preset], **RUN_ALL}.items():
             value = getattr(args, k)
-            if value is not None and k == "tasks" and run:  # as the run stores it: a list
-                value = parse_tasks(value, args.data_dir or run["data_dir"])
-            setattr(args, k, same_as_run(args, run, k, value) if value is not None else None)
-            setattr(args, k, run.get(k, default) if getattr(args, k) is None else getattr(args, k))
+            if value is None:
+                value = run.get(k, default)
+            else:
+                if k == "tasks" and run:  # as the run stores it: a list
+                    value = parse_tasks(value, args.data_dir or run["data_dir"])
+                check_same_as_run(args, run, k, value)
+            setattr(args, k, value)
         tasks = args.tasks if isinstance(args.tasks, str) else ",".join(args.tasks)
         args.tasks = parse_tasks(tasks, args.data_dir)
         if args.add_task:
@@ -151,14 +155,12 @@ def settle(args, cfg):
     args.scores = "maxpool" if args.method == "amp-maxpool" else "dam"
 
 
-def same_as_run(args, run, k, value):
-    """A given flag that says what the run is must agree with the run's config.json (a later
-    stage may give --data-dir where the run read the hub)."""
+def check_same_as_run(args, run, k, value):
+    """A given flag saying what the run is agrees with config.json (or gives --data-dir for hub)."""
     was = run.get(k, value)
     if value != was and not (k == "data_dir" and was is None):
         flag, why = f"--{k.replace('_', '-')} {value}", "later stages take it from there"
         fail(f"{flag} differs from the run's {was} ({args.out}/config.json); {why}")
-    return value
 
 
 def stage_source(args, env, names, folder="source", init=None, new_heads=True):
@@ -351,8 +353,8 @@ def setup(args, names):
     model = PromptModel(encoder, [tasks[n]["info"]["num_labels"] for n in names]).to(device)
     for n in [n for n in names if tasks[n]["note"]]:
         print(f"{n}: {tasks[n]['note']}")
-    length = {n: input_tokens(tasks[n]["info"], encoder, tokenizer, args.prompt_len,
-                              args.max_tokens) for n in names}  # fmt: skip
+    positions, l, cap = max_positions(encoder, tokenizer), args.prompt_len, args.max_tokens
+    length = {n: input_tokens(tasks[n]["info"], positions, l, cap) for n in names}
     train = [tokenize(tasks[n]["train"], tokenizer, length[n]) for n in names]
     dev = [tokenize(tasks[n]["dev"], tokenizer, length[n]) for n in names]
     ids = {n: i for i, n in enumerate(names)}
