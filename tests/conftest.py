@@ -1,5 +1,5 @@
-"""What several test files share: source_run, a tiny stage 1 (test_amp.py's tiny encoder, two demo
-tasks, 2 steps), made once per test file, and copy_run, a copy of it to change."""
+"""What several test files share: tiny, test_amp.py's tiny encoder; source_run, a tiny stage 1 on it
+(two demo tasks, 2 steps), each made once per test file; copy_run, a copy of a run to change."""
 
 import os
 import shutil
@@ -15,6 +15,12 @@ from test_amp import make_tiny_encoder  # noqa: E402
 demo.register()  # the demo tasks, which most tests train on
 
 TASKS = ["senti_food", "colours"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """test_amp.py's tiny encoder, saved once per test file."""
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")

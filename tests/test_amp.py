@@ -50,11 +50,6 @@ def saved(*path):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
 def run_dir(tiny, tmp_path_factory):
     """One finished run on the tiny encoder: source, target and eval on two demo tasks."""
     out = str(tmp_path_factory.mktemp("run") / "r")

@@ -21,12 +21,7 @@ from lib import demo  # noqa: E402
 from lib import runfiles  # noqa: E402
 import train  # noqa: E402
 from data import load_task  # noqa: E402
-from test_amp import SMALL, make_tiny_encoder  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny"))
+from test_amp import SMALL  # noqa: E402
 
 
 @pytest.fixture(scope="module")

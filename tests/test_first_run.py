@@ -13,14 +13,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import train  # noqa: E402
-from test_amp import make_tiny_encoder  # noqa: E402
 
 SMALL = ["--max-train", "32", "--max-eval", "30", "--prompt-len", "4", "--max-steps", "2"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny"))
 
 
 def own_task(folder, rows):

@@ -27,14 +27,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from safetensors.torch import load_file  # noqa: E402
 
 from lib import runfiles  # noqa: E402
-from test_amp import SMALL, make_tiny_encoder  # noqa: E402
+from test_amp import SMALL  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_encoder(tmp_path_factory.mktemp("tiny"))
 
 
 def train(*args, wait=True):
